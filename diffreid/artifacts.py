@@ -1,0 +1,91 @@
+"""Artifact bookkeeping: atomic writes, stage manifests, paths that stay in their root."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+from diffreid.errors import DiffreidError
+
+
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `path`; rename it over `path` only on success.
+
+    A killed process leaves either the old file or the new one, never half of one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"cannot serialise {type(obj).__name__} to JSON")
+
+
+def package_versions(names: tuple[str, ...] = ("diffreid", "numpy", "onnxruntime", "torch")) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def write_manifest(out_dir: str | os.PathLike, stage: str, config: Any, counts: dict[str, int] | None = None,
+                   inputs: dict[str, str] | None = None) -> Path:
+    """Write `manifest.json` for a stage's artifact directory (DESIGN.md, principle 1)."""
+    out_dir = Path(out_dir)
+    manifest = {
+        "stage": stage,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+        "config": config.__dict__ if hasattr(config, "__dict__") else config,
+        "versions": package_versions(),
+        "inputs": inputs or {},
+        "counts": counts or {},
+    }
+    path = out_dir / "manifest.json"
+    write_json_atomic(path, manifest)
+    return path
+
+
+def inside_root(root: str | os.PathLike, relative: str, origin: str | os.PathLike) -> Path:
+    """Join a path read from `origin` onto `root`, refusing any that escapes it."""
+    root = Path(root).resolve()
+    candidate = (root / relative).resolve()
+    if not candidate.is_relative_to(root):
+        raise DiffreidError(
+            f"{origin}: path {relative!r} points outside the dataset root {root}; "
+            "paths in list files must be relative to the dataset directory"
+        )
+    return candidate

@@ -1,0 +1,32 @@
+"""Typed configs, one per stage; the CLI fills them from flags."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class SynthConfig:
+    """`diffreid data synth`: a procedural person dataset in Market-1501 layout."""
+
+    out: Path
+    identities: int = 100
+    style: str | None = None  # None: the default style
+    seed: int = 0
+
+
+@dataclass
+class EvaluateConfig:
+    """`diffreid evaluate`: rank a dataset's queries against its gallery with a model."""
+
+    model: str
+    data: str
+    out: Path | None = None
+    rerank: bool = False
+    rank_lists: int = 0
+    batch_size: int = 64
+    input_size: tuple[int, int] | None = None  # (height, width); None: read from the model
+    metric: str = "cosine"
+    protocol: str = "market1501"
+    max_rank: int = 50
