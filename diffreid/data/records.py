@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from diffreid.errors import DatasetError
+
 SPLITS = ("train", "query", "gallery")
 
 
@@ -51,6 +53,17 @@ class ReidDataset:
         if name not in SPLITS:
             raise ValueError(f"unknown split {name!r}; expected one of {SPLITS}")
         return getattr(self, name)
+
+    def require(self, *splits: str) -> "ReidDataset":
+        """Raise a DatasetError listing the problems when a split a stage needs is empty."""
+        empty = [name for name in splits if not self.split(name)]
+        if empty:
+            details = "".join(f"\n  {problem}" for problem in self.problems)
+            raise DatasetError(
+                f"{self.root}: {self.name} dataset has no {' / '.join(empty)} images; "
+                f"run `diffreid data check {self.name}:{self.root}` for details{details}"
+            )
+        return self
 
     def relabeled_train(self) -> list[Record]:
         """Training records with pids mapped to 0..N-1 in order of the original pid."""
