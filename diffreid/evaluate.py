@@ -1,0 +1,64 @@
+"""`diffreid evaluate`: extract features with a Re-ID model, rank query against gallery."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import numpy as np
+
+from diffreid.artifacts import write_json_atomic
+from diffreid.config import EvaluateConfig
+from diffreid.data import load_dataset
+from diffreid.evaluation import evaluate_rank, re_rank
+from diffreid.evaluation.distance import pairwise_distance
+from diffreid.evaluation.ranklists import save_rank_lists
+from diffreid.reid import extract_features, load_reid_model
+
+log = logging.getLogger(__name__)
+
+
+def format_results(results: dict) -> str:
+    cmc = results["cmc"]
+    ranks = "  ".join(f"Rank-{k}: {100 * cmc[k - 1]:.1f}%" for k in (1, 5, 10) if k <= len(cmc))
+    return f"mAP: {100 * results['mAP']:.1f}%  mINP: {100 * results['mINP']:.1f}%  {ranks}"
+
+
+def run(config: EvaluateConfig) -> dict:
+    """Evaluate `config.model` on `config.data`; write `results.json` when `config.out` is set."""
+    dataset = load_dataset(config.data).require("query", "gallery")
+    for problem in dataset.problems:
+        log.warning("%s", problem)
+    model = load_reid_model(config.model, input_size=config.input_size)
+    log.info("model %s, input %dx%d; %d query and %d gallery images", config.model, *model.input_size,
+             len(dataset.query), len(dataset.gallery))
+    q_feats, query = extract_features(model, dataset.query, model.input_size, config.batch_size, desc="query")
+    g_feats, gallery = extract_features(model, dataset.gallery, model.input_size, config.batch_size, desc="gallery")
+    distmat = pairwise_distance(q_feats, g_feats, config.metric)
+    if config.rerank:
+        distmat = re_rank(distmat, pairwise_distance(q_feats, q_feats, config.metric),
+                          pairwise_distance(g_feats, g_feats, config.metric))
+    results = evaluate_rank(distmat, np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),
+                            np.array([r.camid for r in query]), np.array([r.camid for r in gallery]),
+                            max_rank=config.max_rank, protocol=config.protocol)
+    print(format_results(results))
+    summary = {
+        "mAP": float(results["mAP"]),
+        "mINP": float(results["mINP"]),
+        "cmc": [float(v) for v in results["cmc"]],
+        "model": str(config.model),
+        "dataset": config.data,
+        "setting": "evaluate",
+        "num_query": len(query),
+        "num_gallery": len(gallery),
+        "config": asdict(config),
+    }
+    if config.out is not None:
+        write_json_atomic(config.out / "results.json", summary)
+        log.info("wrote %s", config.out / "results.json")
+        if config.rank_lists:
+            saved = save_rank_lists(distmat, query, gallery, config.out / "rank_lists", config.rank_lists)
+            log.info("wrote %d rank lists to %s", len(saved), config.out / "rank_lists")
+    elif config.rank_lists:
+        log.warning("--rank-lists needs --out DIR; no rank lists saved")
+    return summary
