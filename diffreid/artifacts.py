@@ -80,10 +80,15 @@ def write_manifest(out_dir: str | os.PathLike, stage: str, config: Any, counts: 
 
 
 def inside_root(root: str | os.PathLike, relative: str, origin: str | os.PathLike) -> Path:
-    """Join a path read from `origin` onto `root`, refusing any that escapes it."""
-    root = Path(root).resolve()
-    candidate = (root / relative).resolve()
-    if not candidate.is_relative_to(root):
+    """Join a path read from `origin` onto `root`, refusing any that escapes it.
+
+    The check is on the path as written (absolute paths and `..` climbing out are
+    refused), not on where symlinks lead, so a dataset folder linked in from another
+    disk still reads.
+    """
+    root = Path(os.path.abspath(root))
+    candidate = Path(os.path.normpath(root / relative))
+    if Path(relative).is_absolute() or not candidate.is_relative_to(root):
         raise DiffreidError(
             f"{origin}: path {relative!r} points outside the dataset root {root}; "
             "paths in list files must be relative to the dataset directory"
