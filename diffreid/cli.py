@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     synth.set_defaults(handler=_data_synth)
 
     evaluate = commands.add_parser("evaluate", help="rank query against gallery with a Re-ID model; mAP, CMC, mINP")
-    evaluate.add_argument("--model", required=True, help="a Re-ID model: an ONNX file")
+    evaluate.add_argument("--model", required=True,
+                          help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth) or a backbone (.safetensors)")
     evaluate.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset with query and gallery splits")
     evaluate.add_argument("--out", type=Path, default=None, help="directory for results.json and rank lists")
     evaluate.add_argument("--rerank", action="store_true", help="apply k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
