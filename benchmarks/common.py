@@ -1,4 +1,4 @@
-"""What both benchmarks share: Market-1501-shaped synthetic data, timing, peak memory."""
+"""What the benchmarks share: Market-1501- and MSMT17-shaped synthetic data, timing, peak memory."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 MARKET = {"num_query": 3368, "num_gallery": 15913, "num_ids": 751, "num_distractors": 2798}
+MSMT17 = {"num_query": 11659, "num_gallery": 82161, "num_ids": 3060, "num_distractors": 0, "num_cams": 15}
 
 
 def market_like(num_query=3368, num_gallery=15913, num_ids=751, num_distractors=2798, num_cams=6, dim=256,
@@ -48,6 +49,12 @@ def scaled(total: int) -> dict:
     return sizes
 
 
+def msmt_like(scale: float = 1.0, dim: int = 512, noise: float = 1.6, seed: int = 0):
+    """market_like features and labels in MSMT17's test-split shape, every count times `scale`."""
+    sizes = {name: max(2, round(count * scale)) if count else 0 for name, count in MSMT17.items()}
+    return market_like(**{**sizes, "num_cams": MSMT17["num_cams"]}, dim=dim, noise=noise, seed=seed)
+
+
 def untie(dist: np.ndarray) -> np.ndarray:
     """Nudge equal distances within a row apart (to the next float) so each ranking is unique."""
     order = np.argsort(dist, axis=1, kind="stable")
@@ -82,10 +89,15 @@ def load_inputs(folder: str) -> dict:
     return {path.stem: np.load(path) for path in Path(folder).glob("*.npy")}
 
 
+def fresh_run(script: str, side: str, inputs: str) -> dict:
+    """What `report_peak_increase` prints for one run of a side in a fresh process."""
+    out = subprocess.run([sys.executable, script, "--worker", side, inputs], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def peak_increase_mib(script: str, side: str, inputs: str) -> float:
     """Peak RSS growth while one side runs once, in a fresh process (see `report_peak_increase`)."""
-    out = subprocess.run([sys.executable, script, "--worker", side, inputs], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])["peak_increase_mib"]
+    return fresh_run(script, side, inputs)["peak_increase_mib"]
 
 
 def report_peak_increase(run) -> None:
@@ -93,21 +105,28 @@ def report_peak_increase(run) -> None:
 
     The inputs are loaded and the modules imported before, and the high-water mark is
     reset then (a forked process starts with its parent's), so only the run's own
-    memory counts.
+    memory counts. Also printed: the run's time, the process's peak, and run()'s
+    result when that is a dict.
     """
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
     before = peak_rss_mib()
-    run()
-    print(json.dumps({"peak_increase_mib": peak_rss_mib() - before}))
+    seconds, result = timed(run)
+    print(json.dumps({"peak_increase_mib": peak_rss_mib() - before, "peak_mib": peak_rss_mib(), "seconds": seconds,
+                      "result": result if isinstance(result, dict) else None}))
 
 
-def arguments(doc: str, noise: float, repeats: int) -> argparse.ArgumentParser:
-    """The options both benchmarks take; --worker SIDE INPUTS is their memory run's entry."""
+def arguments(doc: str, noise: float, repeats: int | None, sized: bool = True) -> argparse.ArgumentParser:
+    """The options the benchmarks take; --worker SIDE INPUTS is their memory run's entry.
+
+    --size (Market-1501's by default) unless not `sized`; --repeats unless None.
+    """
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
-    parser.add_argument("--size", type=int, default=MARKET["num_query"] + MARKET["num_gallery"],
-                        help="query + gallery images")
+    if sized:
+        parser.add_argument("--size", type=int, default=MARKET["num_query"] + MARKET["num_gallery"],
+                            help="query + gallery images")
     parser.add_argument("--noise", type=float, default=noise, help="feature noise: higher is harder")
-    parser.add_argument("--repeats", type=int, default=repeats, help="timed runs of ours (the best counts)")
+    if repeats is not None:
+        parser.add_argument("--repeats", type=int, default=repeats, help="timed runs of each side (the best counts)")
     parser.add_argument("--worker", nargs=2, metavar=("SIDE", "INPUTS"), help=argparse.SUPPRESS)
     return parser
 

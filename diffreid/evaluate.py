@@ -10,8 +10,7 @@ import numpy as np
 from diffreid.artifacts import write_json_atomic
 from diffreid.config import EvaluateConfig
 from diffreid.data import load_dataset
-from diffreid.evaluation import evaluate_rank, re_rank
-from diffreid.evaluation.distance import pairwise_distance
+from diffreid.evaluation.features import evaluate_distances, feature_distances
 from diffreid.evaluation.ranklists import save_rank_lists
 from diffreid.reid import extract_features, load_reid_model
 
@@ -34,13 +33,11 @@ def run(config: EvaluateConfig) -> dict:
              len(dataset.query), len(dataset.gallery))
     q_feats, query = extract_features(model, dataset.query, model.input_size, config.batch_size, desc="query")
     g_feats, gallery = extract_features(model, dataset.gallery, model.input_size, config.batch_size, desc="gallery")
-    distmat = pairwise_distance(q_feats, g_feats, config.metric)
-    if config.rerank:
-        distmat = re_rank(distmat, pairwise_distance(q_feats, q_feats, config.metric),
-                          pairwise_distance(g_feats, g_feats, config.metric))
-    results = evaluate_rank(distmat, np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),
-                            np.array([r.camid for r in query]), np.array([r.camid for r in gallery]),
-                            max_rank=config.max_rank, protocol=config.protocol)
+    # query x gallery distances (re-ranked if asked) computed a block of queries at a time, never all at once
+    distances = feature_distances(q_feats, g_feats, config.metric, rerank=config.rerank)
+    results = evaluate_distances(distances, np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),
+                                 np.array([r.camid for r in query]), np.array([r.camid for r in gallery]),
+                                 max_rank=config.max_rank, protocol=config.protocol)
     print(format_results(results))
     summary = {
         "mAP": float(results["mAP"]),
@@ -57,7 +54,7 @@ def run(config: EvaluateConfig) -> dict:
         write_json_atomic(config.out / "results.json", summary)
         log.info("wrote %s", config.out / "results.json")
         if config.rank_lists:
-            saved = save_rank_lists(distmat, query, gallery, config.out / "rank_lists", config.rank_lists)
+            saved = save_rank_lists(distances, query, gallery, config.out / "rank_lists", config.rank_lists)
             log.info("wrote %d rank lists to %s", len(saved), config.out / "rank_lists")
     elif config.rank_lists:
         log.warning("--rank-lists needs --out DIR; no rank lists saved")

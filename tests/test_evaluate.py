@@ -89,6 +89,17 @@ def test_evaluate_writes_results_and_rank_lists(tmp_path, capsys):
     assert green.any(), "true matches are framed green"
 
 
+def test_evaluate_rerank_streams_and_draws_rank_lists(tmp_path, capsys):
+    data = _colour_dataset(tmp_path / "data")
+    model = _colour_model(tmp_path / "m.onnx", "N", 16, 8)
+    out = tmp_path / "run"
+    assert main(["evaluate", "--model", str(model), "--data", f"list:{data}", "--out", str(out),
+                 "--rank-lists", "3", "--metric", "euclidean", "--rerank"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert 0 < results["mAP"] <= 1 and results["config"]["rerank"] is True
+    assert len(sorted((out / "rank_lists").glob("*.png"))) == 3
+
+
 def test_evaluate_unknown_model_is_a_clear_error(tmp_path, capsys):
     data = _colour_dataset(tmp_path / "data")
     assert main(["evaluate", "--model", str(tmp_path / "missing.onnx"), "--data", f"list:{data}"]) == 2

@@ -1,6 +1,8 @@
 """Re-ID evaluation: rank metrics (CMC, mAP, mINP), k-reciprocal re-ranking, distances."""
 
+from diffreid.evaluation.features import evaluate_features
 from diffreid.evaluation.rank import EvaluationError, evaluate_rank
 from diffreid.evaluation.rerank import re_rank
+from diffreid.evaluation.rerank_features import re_rank_features
 
-__all__ = ["EvaluationError", "evaluate_rank", "re_rank"]
+__all__ = ["EvaluationError", "evaluate_features", "evaluate_rank", "re_rank", "re_rank_features"]

@@ -16,11 +16,12 @@ class EvaluationError(DiffreidError, ValueError):
     """Inputs the rank metrics cannot evaluate; the message says what to fix."""
 
 
-def _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol) -> None:
+def check_labels(shape, q_pids, g_pids, q_camids, g_camids, max_rank, protocol, name="distmat") -> None:
+    """`shape`: that of the (possibly never built) distance matrix, which `name` gives."""
     if protocol not in PROTOCOLS:
         raise EvaluationError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}")
-    if distmat.ndim != 2 or distmat.shape != (len(q_pids), len(g_pids)):
-        raise EvaluationError(f"distmat has shape {distmat.shape}, expected (num_query, num_gallery) = "
+    if tuple(shape) != (len(q_pids), len(g_pids)):
+        raise EvaluationError(f"{name} has shape {tuple(shape)}, expected (num_query, num_gallery) = "
                               f"({len(q_pids)}, {len(g_pids)}) from the pid arrays")
     if len(q_camids) != len(q_pids) or len(g_camids) != len(g_pids):
         raise EvaluationError(f"camid arrays have lengths ({len(q_camids)}, {len(g_camids)}), pid arrays "
@@ -87,7 +88,7 @@ def evaluate_rank(distmat, q_pids, g_pids, q_camids, g_camids, max_rank: int = 5
     if distmat.dtype not in (np.float32, np.float64):
         distmat = distmat.astype(np.float64)
     q_pids, g_pids, q_camids, g_camids = map(np.asarray, (q_pids, g_pids, q_camids, g_camids))
-    _check(distmat, q_pids, g_pids, q_camids, g_camids, max_rank, protocol)
+    check_labels(distmat.shape, q_pids, g_pids, q_camids, g_camids, max_rank, protocol)
     metrics = RankMetrics(g_pids, g_camids, max_rank, protocol, seed)
     block = max(1, BLOCK_ELEMENTS // max(1, distmat.shape[1]))
     for start in range(0, len(q_pids), block):

@@ -22,22 +22,25 @@ def _tile(path: Path, size: tuple[int, int], frame: tuple[int, int, int], border
     return tile
 
 
-def save_rank_lists(distmat: np.ndarray, query: Sequence[Record], gallery: Sequence[Record], out_dir: Path,
+def save_rank_lists(distances, query: Sequence[Record], gallery: Sequence[Record], out_dir: Path,
                     num_queries: int, topk: int = 10, size: tuple[int, int] = (128, 64)) -> list[Path]:
     """Save one PNG per query for `num_queries` queries spread evenly over the query set.
 
-    Gallery images of the query's own pid and camera are left out, as the Market-1501
-    protocol discards them before ranking.
+    `distances`: the query x gallery matrix, or a source with `.rows(indices)` (see
+    `feature_distances`), of which only the chosen queries' rows are computed. Gallery
+    images of the query's own pid and camera are left out, as the Market-1501 protocol
+    discards them before ranking.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     chosen = np.unique(np.linspace(0, len(query) - 1, num=min(num_queries, len(query))).round().astype(int))
+    rows = distances.rows(chosen) if hasattr(distances, "rows") else np.asarray(distances)[chosen]
     g_pids = np.array([r.pid for r in gallery])
     g_cams = np.array([r.camid for r in gallery])
     border, gap = 3, 12
     saved = []
-    for qi in chosen:
+    for qi, row in zip(chosen, rows):
         q = query[qi]
-        order = np.argsort(distmat[qi], kind="stable")
+        order = np.argsort(row, kind="stable")
         order = order[~((g_pids[order] == q.pid) & (g_cams[order] == q.camid))][:topk]
         tiles = [_tile(q.path, size, GREY, border)]
         tiles += [_tile(gallery[gi].path, size, GREEN if g_pids[gi] == q.pid else RED, border) for gi in order]

@@ -104,13 +104,17 @@ def _nearest(original: _Original, k: int) -> tuple[np.ndarray, np.ndarray]:
         raw = original.raw_rows(start, stop)
         dist = np.square(raw, out=raw).astype(np.float32, copy=False)
         row_max[start:stop] = dist.max(axis=1)
-        if not (row_max[start:stop] > 0).all():
-            raise EvaluationError(f"image {start + np.flatnonzero(~(row_max[start:stop] > 0))[0]} is at distance "
-                                  "0 (or NaN) from all images; re-ranking divides each image's distances by their "
-                                  "maximum")
+        check_normalisers(row_max[start:stop], start)
         dist /= row_max[start:stop, None]
         neighbours[start:stop] = _top_k(dist, k)
     return neighbours, row_max
+
+
+def check_normalisers(row_max: np.ndarray, start: int = 0) -> None:
+    """Each image's largest squared distance must be positive: its distances are divided by it."""
+    if not (row_max > 0).all():
+        raise EvaluationError(f"image {start + np.flatnonzero(~(row_max > 0))[0]} is at distance 0 (or NaN) from "
+                              "all images; re-ranking divides each image's distances by their maximum")
 
 
 def _reciprocal(neighbours: np.ndarray) -> np.ndarray:
@@ -173,6 +177,46 @@ def _jaccard_min_sums(v_query: sparse.csr_matrix, v_gallery: sparse.csc_matrix):
         yield start, stop, np.bincount(flat, mins, minlength=(stop - start) * ng).reshape(-1, ng)
 
 
+def encodings(neighbours: np.ndarray, k1: int, k2: int, row_max: np.ndarray, raw_pairs) -> sparse.csr_matrix:
+    """V: each image's k-reciprocal encoding (rows sum to 1), averaged over its k2 nearest when k2 > 1.
+
+    `neighbours` holds each image's nearest images, nearest first (at least k1 + 1 and
+    k2 of them, or all); `raw_pairs(rows, cols)` gives the unsquared distances of pairs.
+    """
+    n = len(neighbours)
+    rows, cols = _expanded_pairs(neighbours[:, :min(k1 + 1, n)], min(int(round(k1 / 2)) + 1, n))
+    weights = np.exp(-(_squared(raw_pairs(rows, cols)) / row_max[rows]))
+    weights /= np.bincount(rows, weights, minlength=n)[rows].astype(np.float32)
+    v = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n))
+    if k2 == 1:
+        return v
+    kq = min(k2, n)
+    expand = sparse.csr_matrix((np.full(n * kq, 1 / kq, dtype=np.float32),
+                                (np.repeat(np.arange(n), kq), neighbours[:, :kq].ravel())), shape=(n, n))
+    return (expand @ v).tocsr()
+
+
+def final_rows(raw: np.ndarray, row_max: np.ndarray, v_query, v_gallery: sparse.csc_matrix,
+               lambda_value: float, out: np.ndarray) -> np.ndarray:
+    """Re-ranked distances of some queries: `raw` their unsquared distances to the gallery,
+    `row_max` their normalisers, `v_query` their rows of V; `out` may be `raw` itself."""
+    for start, stop, overlap in _jaccard_min_sums(v_query, v_gallery):
+        similarity = overlap.astype(np.float32)
+        similarity /= 2 - similarity  # sum of minima / sum of maxima, as each row of V sums to 1
+        block = out[start:stop]
+        np.divide(_squared(raw[start:stop]), row_max[start:stop, None], out=block)
+        block *= np.float32(lambda_value)
+        block += np.float32(1 - lambda_value) * (1 - similarity)
+    return out
+
+
+def check_parameters(k1: int, k2: int, lambda_value: float) -> None:
+    if k1 < 1 or k2 < 1:
+        raise EvaluationError(f"re-ranking needs k1 >= 1 and k2 >= 1, got k1={k1}, k2={k2}")
+    if not 0 <= lambda_value <= 1:
+        raise EvaluationError(f"re-ranking needs 0 <= lambda_value <= 1, got {lambda_value}")
+
+
 def re_rank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_value: float = 0.3) -> np.ndarray:
     """Re-ranked query x gallery distances (float32, nq x ng): smaller is closer.
 
@@ -184,26 +228,8 @@ def re_rank(q_g_dist, q_q_dist, g_g_dist, k1: int = 20, k2: int = 6, lambda_valu
     if q_q.shape != (nq, nq) or g_g.shape != (ng, ng):
         raise EvaluationError(f"re_rank needs q_q_dist {(nq, nq)} and g_g_dist {(ng, ng)} to match q_g_dist "
                               f"{q_g.shape}; got {q_q.shape} and {g_g.shape}")
-    if k1 < 1 or k2 < 1:
-        raise EvaluationError(f"re_rank needs k1 >= 1 and k2 >= 1, got k1={k1}, k2={k2}")
+    check_parameters(k1, k2, lambda_value)
     original = _Original(q_g, q_q, g_g)
-    n = original.n
-    neighbours, row_max = _nearest(original, min(k1 + 1, n))
-    rows, cols = _expanded_pairs(neighbours, min(int(round(k1 / 2)) + 1, n))
-    weights = np.exp(-(_squared(original.raw_entries(rows, cols)) / row_max[rows]))
-    weights /= np.bincount(rows, weights, minlength=n)[rows].astype(np.float32)
-    v = sparse.csr_matrix((weights, (rows, cols)), shape=(n, n))
-    if k2 != 1:
-        kq = min(k2, n)
-        expand = sparse.csr_matrix((np.full(n * kq, 1 / kq, dtype=np.float32),
-                                    (np.repeat(np.arange(n), kq), neighbours[:, :kq].ravel())), shape=(n, n))
-        v = (expand @ v).tocsr()
-    final = np.empty((nq, ng), dtype=np.float32)
-    for start, stop, overlap in _jaccard_min_sums(v[:nq], v[nq:].tocsc()):
-        similarity = overlap.astype(np.float32)
-        similarity /= 2 - similarity  # sum of minima / sum of maxima, as each row of V sums to 1
-        block = final[start:stop]
-        np.divide(_squared(q_g[start:stop]), row_max[start:stop, None], out=block)
-        block *= np.float32(lambda_value)
-        block += np.float32(1 - lambda_value) * (1 - similarity)
-    return final
+    neighbours, row_max = _nearest(original, min(max(k1 + 1, k2), original.n))
+    v = encodings(neighbours, k1, k2, row_max, original.raw_entries)
+    return final_rows(q_g, row_max[:nq], v[:nq], v[nq:].tocsc(), lambda_value, np.empty((nq, ng), dtype=np.float32))
