@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 from diffreid import __version__
+from diffreid.config import CaptionConfig
+from diffreid.data.records import SPLITS
 from diffreid.errors import DiffreidError
+from diffreid.synthesis.captioners import CAPTIONERS
 
 
 def _input_size(text: str) -> tuple[int, int]:
@@ -42,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.set_defaults(handler=_data_synth)
 
+    caption = commands.add_parser("caption", help="caption a dataset's images, one description per identity (LPE)")
+    caption.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset to caption")
+    caption.add_argument("--out", type=Path, required=True, help="folder for captions.jsonl and identities.jsonl")
+    caption.add_argument("--captioner", choices=CAPTIONERS, default=CaptionConfig.captioner)
+    caption.add_argument("--model", default=CaptionConfig.model,
+                         help=f"blip2: a local BLIP-2 folder or a hub id (default {CaptionConfig.model})")
+    caption.add_argument("--attributes", type=Path, default=None,
+                         help="attributes: attributes.json, market_attribute.mat or duke_attribute.mat "
+                              "(default: attributes.json in the dataset root)")
+    caption.add_argument("--splits", nargs="+", choices=SPLITS, default=list(CaptionConfig.splits))
+    caption.add_argument("--batch-size", type=int, default=CaptionConfig.batch_size)
+    caption.add_argument("--prompt", default=CaptionConfig.prompt, help="blip2: the text each caption continues")
+    caption.add_argument("--num-beams", type=int, default=CaptionConfig.num_beams, help="blip2: beam width (1: greedy)")
+    caption.add_argument("--max-new-tokens", type=int, default=CaptionConfig.max_new_tokens)
+    caption.add_argument("--device", default=None, help="blip2: torch device (default: cuda when there is one)")
+    caption.set_defaults(handler=_caption)
+
     evaluate = commands.add_parser("evaluate", help="rank query against gallery with a Re-ID model; mAP, CMC, mINP")
     evaluate.add_argument("--model", required=True,
                           help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth) or a backbone (.safetensors)")
@@ -72,6 +92,17 @@ def _data_synth(args: argparse.Namespace) -> int:
 
     out = synthesize(SynthConfig(out=args.out, identities=args.identities, style=args.style, seed=args.seed))
     print(f"wrote {out}")
+    return 0
+
+
+def _caption(args: argparse.Namespace) -> int:
+    from diffreid.synthesis.captioning import run
+
+    out = run(CaptionConfig(data=args.data, out=args.out, captioner=args.captioner, model=args.model,
+                            attributes=args.attributes, splits=tuple(args.splits), batch_size=args.batch_size,
+                            prompt=args.prompt, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                            device=args.device))
+    print(f"wrote {out / 'captions.jsonl'}")
     return 0
 
 

@@ -17,6 +17,23 @@ class SynthConfig:
 
 
 @dataclass
+class CaptionConfig:
+    """`diffreid caption`: a caption per image and a description per identity (LPE part 1)."""
+
+    data: str
+    out: Path
+    captioner: str = "blip2"  # "blip2" or "attributes"
+    model: str = "Salesforce/blip2-opt-2.7b"  # blip2: a local folder or a hub id
+    attributes: Path | None = None  # attributes: None reads attributes.json in the dataset root
+    splits: tuple[str, ...] = ("train",)
+    batch_size: int = 16
+    prompt: str = "a photo of a person wearing"  # blip2: the text the caption continues
+    num_beams: int = 3
+    max_new_tokens: int = 30
+    device: str | None = None  # None: cuda when there is one
+
+
+@dataclass
 class EvaluateConfig:
     """`diffreid evaluate`: rank a dataset's queries against its gallery with a model."""
 

@@ -1,0 +1,36 @@
+"""Captioners: objects with `caption(records) -> list[str | None]` (None: the image was skipped, with a warning)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Protocol
+
+from diffreid.data.records import Record
+from diffreid.errors import DiffreidError
+
+
+class Captioner(Protocol):
+    def caption(self, records: list[Record]) -> list[str | None]: ...
+
+
+def _blip2(config, attributes: Path | None) -> Captioner:
+    from diffreid.synthesis.captioners.blip2 import Blip2Captioner
+
+    return Blip2Captioner(config.model, config.prompt, config.num_beams, config.max_new_tokens, config.device)
+
+
+def _attributes(config, attributes: Path | None) -> Captioner:
+    from diffreid.synthesis.captioners.attributes import AttributeCaptioner
+
+    return AttributeCaptioner(attributes)
+
+
+CAPTIONERS: dict[str, Callable[..., Captioner]] = {"blip2": _blip2, "attributes": _attributes}
+
+
+def captioner_factory(name: str) -> Callable[..., Captioner]:
+    """`factory(config, attributes_file)` for a captioner name; checked before any work, built only when needed
+    (loading BLIP-2 takes a minute, and a resumed run may have nothing left to caption)."""
+    if name not in CAPTIONERS:
+        raise DiffreidError(f"unknown captioner {name!r}; choose one of {', '.join(CAPTIONERS)}")
+    return CAPTIONERS[name]
