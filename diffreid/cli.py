@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser("evaluate", help="rank query against gallery with a Re-ID model; mAP, CMC, mINP")
     evaluate.add_argument("--model", required=True,
-                          help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth) or a backbone (.safetensors)")
+                          help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth), a backbone (.safetensors) "
+                               "or a training run's directory")
     evaluate.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset with query and gallery splits")
     evaluate.add_argument("--out", type=Path, default=None, help="directory for results.json and rank lists")
     evaluate.add_argument("--rerank", action="store_true", help="apply k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
@@ -75,6 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
     evaluate.add_argument("--protocol", choices=("market1501", "cuhk03"), default="market1501")
     evaluate.set_defaults(handler=_evaluate)
+
+    train = commands.add_parser("train", help="train a Re-ID model (BoT, AGW presets); resumes a killed run")
+    train.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
+                       help="training dataset (its train split); repeat to merge several")
+    train.add_argument("--out", type=Path, required=True, help="run directory (config, checkpoints, model)")
+    train.add_argument("--preset", default=None, help="a preset in configs/train/ (bot-r50, agw-r50, bot-swin-tiny, "
+                                                      "bot-r18-cpu, cpu-tiny) or a YAML file")
+    train.add_argument("--init", default=None, help="imagenet, imagenet:FILE_OR_HUB_ID, scratch or a backbone's "
+                                                    "weights file (default: the preset's)")
+    train.add_argument("--backbone", default=None)
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--batch-p", type=int, default=None, help="identities per batch")
+    train.add_argument("--batch-k", type=int, default=None, help="images per identity")
+    train.add_argument("--lr", type=float, default=None)
+    train.add_argument("--input-size", type=_input_size, default=None, metavar="HxW")
+    train.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    train.add_argument("--grad-accumulation", type=int, default=None)
+    train.add_argument("--eval-data", default=None, metavar="FORMAT:ROOT", help="evaluate on its query / gallery")
+    train.add_argument("--eval-every", type=int, default=None, metavar="EPOCHS")
+    train.add_argument("--num-workers", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                       help="any other TrainConfig field, value in YAML (e.g. --set triplet=weighted)")
+    train.set_defaults(handler=_train)
+
+    export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
+    export.add_argument("run", type=Path, help="training run directory")
+    export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
+    export.set_defaults(handler=_export)
     return parser
 
 
@@ -114,6 +144,33 @@ def _evaluate(args: argparse.Namespace) -> int:
                             rank_lists=args.rank_lists, batch_size=args.batch_size, input_size=args.input_size,
                             metric=args.metric, protocol=args.protocol)
     run(config)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    import yaml
+
+    from diffreid.config import load_train_config
+    from diffreid.reid.trainer import run
+
+    overrides = {name: getattr(args, name) for name in ("init", "backbone", "epochs", "batch_p", "batch_k", "lr",
+                                                         "input_size", "mixed_precision", "grad_accumulation",
+                                                         "eval_data", "eval_every", "num_workers", "seed")}
+    for item in args.set:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise DiffreidError(f"--set {item!r} is not FIELD=VALUE")
+        overrides[field.strip()] = yaml.safe_load(value)
+    config = load_train_config(args.preset, {**overrides, "data": tuple(args.data), "out": args.out})
+    out = run(config)
+    print(f"wrote {out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from diffreid.reid.export import export_backbone
+
+    print(f"wrote {export_backbone(args.run, args.out)}")
     return 0
 
 

@@ -47,3 +47,84 @@ class EvaluateConfig:
     metric: str = "cosine"
     protocol: str = "market1501"
     max_rank: int = 50
+
+
+TRAIN_PRESETS = Path(__file__).resolve().parents[1] / "configs" / "train"
+
+
+@dataclass
+class TrainConfig:
+    """`diffreid train`: a Re-ID model (BoT, AGW) trained on datasets' train splits.
+
+    Defaults are BoT's ResNet-50 recipe (Luo et al. 2019); presets in configs/train/
+    change what differs, CLI flags override both.
+    """
+
+    data: tuple[str, ...]
+    out: Path
+    preset: str | None = None
+    backbone: str = "resnet50"
+    last_stride: int | None = 1  # None: the architecture's own
+    pooling: str = "avg"  # "avg" or "gem" (AGW)
+    neck: bool = True  # BNNeck
+    nonlocal_blocks: bool = False  # AGW's non-local blocks in layer2 / layer3 (ResNets)
+    input_size: tuple[int, int] = (256, 128)  # (height, width)
+    init: str = "imagenet"  # "imagenet", "imagenet:FILE_OR_HUB_ID", "scratch" or a backbone's weights file
+    epochs: int = 120
+    batch_p: int = 16  # identities per batch
+    batch_k: int = 4  # images per identity
+    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
+    lr: float = 3.5e-4
+    weight_decay: float = 5e-4
+    warmup_epochs: int = 10  # linear warm-up from lr * warmup_factor
+    warmup_factor: float = 0.1
+    lr_steps: tuple[int, ...] = (40, 70)  # epochs where lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1
+    label_smoothing: float = 0.1
+    triplet: str = "batch_hard"  # "batch_hard", "weighted" (AGW) or "none"
+    triplet_margin: float | None = 0.3  # None: soft margin
+    center_loss_weight: float = 0.0  # BoT's optional center loss: 0.0005
+    center_lr: float = 0.5
+    flip: float = 0.5
+    pad: int = 10
+    random_erasing: float = 0.5
+    mixed_precision: str = "auto"  # "auto" (fp16/bf16 on CUDA, none on CPU), "no", "fp16", "bf16"
+    grad_accumulation: int = 1
+    max_steps_per_epoch: int | None = None  # cap on batches per epoch (small runs)
+    eval_data: str | None = None  # FORMAT:ROOT with query and gallery, evaluated every eval_every epochs
+    eval_every: int = 0
+    keep_checkpoints: int = 2
+    num_workers: int = 2
+    seed: int = 0
+
+
+def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig:
+    """A TrainConfig from a preset (a name in configs/train/ or a YAML file), then `overrides`."""
+    import yaml
+
+    from diffreid.errors import DiffreidError
+
+    values: dict = {}
+    if preset is not None:
+        path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else TRAIN_PRESETS / f"{preset}.yaml"
+        if not path.is_file():
+            names = sorted(p.stem for p in TRAIN_PRESETS.glob("*.yaml"))
+            raise DiffreidError(f"{path}: no such training preset; presets: {', '.join(names)}")
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(values, dict):
+            raise DiffreidError(f"{path}: a preset is a YAML mapping of TrainConfig fields")
+        values["preset"] = str(preset)
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    fields = TrainConfig.__dataclass_fields__
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise DiffreidError(f"unknown training option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
+    for name in ("data", "input_size", "lr_steps"):
+        if isinstance(values.get(name), list):
+            values[name] = tuple(values[name])
+    if "out" in values:
+        values["out"] = Path(values["out"])
+    try:
+        return TrainConfig(**values)
+    except TypeError as error:
+        raise DiffreidError(f"training config incomplete: {error}; give --data and --out") from None

@@ -10,8 +10,14 @@ TORCH_SUFFIXES = (".pth", ".pt", ".safetensors")
 
 
 def load_reid_model(spec: str, input_size: tuple[int, int] | None = None):
-    """Load a Re-ID feature extractor from a path: an ONNX file or a backbone's weights."""
+    """Load a Re-ID feature extractor from a path: an ONNX file, a backbone's weights, or a
+    training run's directory (which can also `classify`)."""
     path = Path(spec).expanduser()
+    if path.is_dir():
+        from diffreid.reid.run_model import is_run_dir, load_run
+
+        if is_run_dir(path):
+            return load_run(path, input_size=input_size)
     if path.suffix.lower() == ".onnx":
         from diffreid.reid.onnx_model import OnnxReidModel
 
@@ -20,5 +26,5 @@ def load_reid_model(spec: str, input_size: tuple[int, int] | None = None):
         from diffreid.reid.torch_model import load_torch_reid_model
 
         return load_torch_reid_model(path, input_size=input_size)
-    raise DiffreidError(f"{spec}: unsupported model; expected an ONNX Re-ID model (*.onnx) or a backbone's "
-                        f"weights ({', '.join('*' + s for s in TORCH_SUFFIXES)})")
+    raise DiffreidError(f"{spec}: unsupported model; expected an ONNX Re-ID model (*.onnx), a training run's "
+                        f"directory (with config.yaml) or a backbone's weights ({', '.join('*' + s for s in TORCH_SUFFIXES)})")

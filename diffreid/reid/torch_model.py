@@ -31,11 +31,15 @@ class TorchReidModel:
         self.mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
         self.std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
 
+    def normalise(self, images: np.ndarray) -> torch.Tensor:
+        """uint8 N×H×W×3 RGB → ImageNet-normalised float N×3×H×W on the model's device."""
+        x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float()
+        return (x / 255.0 - self.mean) / self.std
+
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features of a batch of uint8 N×H×W×3 RGB images at `input_size`."""
         with torch.inference_mode():
-            x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float()
-            x = (x / 255.0 - self.mean) / self.std
+            x = self.normalise(images)
             features = self.module(x)
             if self.flip:
                 features = (features + self.module(x.flip(3))) / 2

@@ -1,0 +1,60 @@
+"""Per-epoch training checkpoints: written whole or not at all, found again after a kill.
+
+`checkpoints/epoch-NNNN/` holds `model.safetensors` (the Re-ID model and any loss
+parameters, e.g. center-loss centres) and `training_state.pt` (optimizer, loss scaler,
+epoch: plain tensors and numbers, read back with `weights_only=True`). A checkpoint is
+written under a temporary name and renamed when complete, so a kill mid-write leaves the
+previous one as the latest.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from diffreid.errors import DiffreidError
+
+_NAME = re.compile(r"^epoch-(\d{4,})$")
+
+
+def save_checkpoint(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict, keep: int = 2) -> Path:
+    """Write checkpoint `epoch` (the number of epochs finished) and prune all but the last `keep`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"epoch-{epoch:04d}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp / "model.safetensors")
+        torch.save({**state, "epoch": epoch}, tmp / "training_state.pt")
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in checkpoints(folder)[:-max(1, keep)]:
+        shutil.rmtree(old[1], ignore_errors=True)
+    return final
+
+
+def checkpoints(folder: Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints in `folder`, oldest first."""
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+    return sorted(found)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The tensors and training state of one checkpoint directory."""
+    try:
+        tensors = load_file(path / "model.safetensors")
+        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
+    except Exception as error:  # safetensors and torch raise untyped errors
+        raise DiffreidError(f"{path}: unreadable checkpoint ({error}); delete it to resume from the one before") \
+            from None
+    return tensors, state

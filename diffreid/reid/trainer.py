@@ -1,0 +1,281 @@
+"""`diffreid train`: one readable training loop for every Re-ID preset, on accelerate.
+
+accelerate runs the same loop on one CPU, one GPU with mixed precision, or several
+processes (`accelerate launch` / `torchrun ... -m diffreid train`): the model is wrapped
+for data parallelism and each rank draws its share of every PK batch.
+
+A run is resumable with nothing lost: everything random is drawn from the seed and the
+epoch (the sampler, each image's augmentation) and each finished epoch leaves a
+checkpoint of model, optimizer and scaler, so a killed run restarted with the same
+command ends with the weights an uninterrupted run would have. RUN layout:
+config.yaml, classes.json, checkpoints/, train.log, metrics.jsonl, curves.png,
+model.safetensors (final), manifest.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import save_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.config import TrainConfig
+from diffreid.errors import DiffreidError
+from diffreid.reid.checkpoints import checkpoints, load_checkpoint, save_checkpoint
+from diffreid.reid.curves import plot_curves
+from diffreid.reid.init import resolve_init
+from diffreid.reid.losses import TRIPLETS, CenterLoss, reid_loss
+from diffreid.reid.model import ReidNet
+from diffreid.reid.sampler import PKBatchSampler
+from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_set
+from diffreid.reid.transforms import train_transform
+
+log = logging.getLogger(__name__)
+
+# Fields a resumed run may change; any other change means a different run.
+RESUMABLE_CHANGES = {"epochs", "eval_data", "eval_every", "keep_checkpoints", "num_workers", "out", "preset",
+                     "mixed_precision"}
+
+
+def learning_rate(config: TrainConfig, epoch: int) -> float:
+    """Linear warm-up from lr·warmup_factor, then steps of lr_gamma at lr_steps (per epoch)."""
+    factor = 1.0
+    if epoch < config.warmup_epochs:
+        factor = config.warmup_factor + (1 - config.warmup_factor) * epoch / config.warmup_epochs
+    return config.lr * factor * config.lr_gamma ** sum(epoch >= step for step in config.lr_steps)
+
+
+def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
+    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+             "sgd": lambda p, **kw: torch.optim.SGD(p, momentum=0.9, **kw)}
+    if config.optimizer not in kinds:
+        raise DiffreidError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(kinds)}")
+    return kinds[config.optimizer]([p for p in parameters if p.requires_grad], lr=config.lr,
+                                   weight_decay=config.weight_decay)
+
+
+def _precision(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    values = dataclasses.asdict(config)
+    return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+
+
+def _check_same_run(out: Path, config: TrainConfig) -> None:
+    path = out / "config.yaml"
+    if not path.is_file():
+        return
+    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    now = _config_dict(config)
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
+    if changed:
+        differences = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise DiffreidError(f"{out}: holds a run with a different config ({differences}); "
+                            "resume with the same options or use a new --out")
+
+
+def _validate(config: TrainConfig) -> None:
+    if config.triplet not in TRIPLETS:
+        raise DiffreidError(f"unknown triplet loss {config.triplet!r}; expected one of {', '.join(TRIPLETS)}")
+    if config.epochs < 1 or config.grad_accumulation < 1:
+        raise DiffreidError("epochs and grad_accumulation must be at least 1")
+    if config.eval_every and not config.eval_data:
+        raise DiffreidError("eval_every needs eval_data (FORMAT:ROOT with query and gallery splits)")
+
+
+def _add_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    return handler
+
+
+def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
+    """metrics.jsonl rows of epochs already checkpointed (a killed epoch's row is dropped)."""
+    if not path.is_file():
+        return []
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [row for row in rows if row["epoch"] <= before_epoch]
+
+
+def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:
+    """Rank-1 and mAP on eval_data's query / gallery with the model as it is now."""
+    from diffreid.data import load_dataset
+    from diffreid.evaluation.features import evaluate_features
+    from diffreid.reid.features import extract_features
+    from diffreid.reid.run_model import TrainedReidModel
+
+    dataset = load_dataset(config.eval_data).require("query", "gallery")
+    device = next(model.parameters()).device
+    extractor = TrainedReidModel(model, classes, config.input_size, device)
+    q, query = extract_features(extractor, dataset.query, extractor.input_size, desc="eval query")
+    g, gallery = extract_features(extractor, dataset.gallery, extractor.input_size, desc="eval gallery")
+    result = evaluate_features(q, g, [r.pid for r in query], [r.pid for r in gallery], [r.camid for r in query],
+                               [r.camid for r in gallery])
+    model.train()
+    return {"rank1": float(result["cmc"][0]), "mAP": float(result["mAP"])}
+
+
+def run(config: TrainConfig) -> Path:
+    """Train (or resume) the run in `config.out`; returns the run directory."""
+    from accelerate import Accelerator
+
+    _validate(config)
+    out = Path(config.out)
+    accelerator = Accelerator(mixed_precision=_precision(config.mixed_precision))
+    main = accelerator.is_main_process
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        _check_same_run(out, config)
+    accelerator.wait_for_everyone()
+    handler = _add_log_file(out / "train.log") if main else None
+    try:
+        return _train(config, out, accelerator)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _train(config: TrainConfig, out: Path, accelerator) -> Path:
+    main = accelerator.is_main_process
+    train_set = load_train_set(config.data)
+    classes = train_set.classes
+    if main:
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(_config_dict(config), sort_keys=False))
+        write_json_atomic(out / "classes.json", classes)
+    torch.manual_seed(config.seed)
+    model = ReidNet(config.backbone, len(classes), pooling=config.pooling, neck=config.neck,
+                    nonlocal_blocks=config.nonlocal_blocks, last_stride=config.last_stride,
+                    pretrained=resolve_init(config.init, config.backbone))
+    center = CenterLoss(len(classes), model.backbone.feature_dim) if config.center_loss_weight > 0 else None
+    optimizer = _optimizer(config, model.parameters())
+    center_optimizer = torch.optim.SGD(center.parameters(), lr=config.center_lr) if center else None
+
+    sampler = PKBatchSampler([r.pid for r in train_set.records], config.batch_p, config.batch_k, config.seed,
+                             accelerator.process_index, accelerator.num_processes)
+    images = TrainImages(train_set.records, train_transform(config.input_size, config.flip, config.pad,
+                                                            config.random_erasing))
+    loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, collate_fn=collate_skipping)
+
+    start_epoch = 0
+    found = checkpoints(out / "checkpoints")
+    if found:
+        start_epoch, path = found[-1]
+        tensors, state = load_checkpoint(path)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+        optimizer.load_state_dict(state["optimizer"])
+        if center is not None:
+            center.load_state_dict({k.removeprefix("center_loss."): v for k, v in tensors.items()
+                                    if k.startswith("center_loss.")})
+            center_optimizer.load_state_dict(state["center_optimizer"])
+        log.info("resuming from %s (%d of %d epochs done)", path, start_epoch, config.epochs)
+    if center is not None:
+        center, center_optimizer = accelerator.prepare(center, center_optimizer)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    if found and accelerator.scaler is not None and "scaler" in state:
+        accelerator.scaler.load_state_dict(state["scaler"])
+
+    rows = _read_metrics(out / "metrics.jsonl", start_epoch)
+    steps = len(sampler) if config.max_steps_per_epoch is None else min(len(sampler), config.max_steps_per_epoch)
+    steps -= steps % config.grad_accumulation  # whole accumulation groups only, so epochs are self-contained
+    if steps == 0:
+        raise DiffreidError(f"an epoch has {len(sampler)} batches, fewer than grad_accumulation="
+                            f"{config.grad_accumulation}; lower batch_p / grad_accumulation or add identities")
+    log.info("%d training images, %d identities; %d processes, batch %d×%d, %d steps per epoch, precision %s",
+             len(train_set.records), len(classes), accelerator.num_processes, config.batch_p, config.batch_k, steps,
+             accelerator.mixed_precision)
+
+    for epoch in range(start_epoch, config.epochs):
+        sampler.set_epoch(epoch)
+        lr = learning_rate(config, epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        totals: dict[str, float] = {}
+        correct = seen = 0
+        started = time.perf_counter()
+        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process)
+        for step, batch in enumerate(loader):
+            if step >= steps:
+                break
+            bar.update(1)
+            if batch is None:
+                continue
+            x, labels = (t.to(accelerator.device) for t in batch)
+            sync = (step + 1) % config.grad_accumulation == 0
+            context = nullcontext() if sync else accelerator.no_sync(model)
+            with context, accelerator.autocast():
+                outputs = model(x)
+                terms = reid_loss(outputs, labels, label_smoothing=config.label_smoothing, triplet=config.triplet,
+                                  triplet_margin=config.triplet_margin, center_loss=center,
+                                  center_weight=config.center_loss_weight)
+                accelerator.backward(terms["total"] / config.grad_accumulation)
+            if sync:
+                optimizer.step()
+                optimizer.zero_grad()
+                if center is not None:
+                    for parameter in center.parameters():  # BoT: centres learn at center_lr, not weight·center_lr
+                        parameter.grad.data *= 1.0 / config.center_loss_weight
+                    center_optimizer.step()
+                    center_optimizer.zero_grad()
+            for key, value in terms.items():
+                totals[key] = totals.get(key, 0.0) + float(value.detach()) * len(labels)
+            correct += int((outputs["logits"].argmax(1) == labels).sum())
+            seen += len(labels)
+            bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
+        bar.close()
+        counts = accelerator.reduce(torch.tensor([*totals.values(), correct, seen], dtype=torch.float64,
+                                                 device=accelerator.device), "sum").tolist()
+        row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v / counts[-1] for k, v in zip(totals, counts)},
+               "train_accuracy": counts[-2] / counts[-1],
+               "images_per_second": counts[-1] / (time.perf_counter() - started)}
+        unwrapped = accelerator.unwrap_model(model)
+        if main and config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
+            row.update(_evaluate(unwrapped, config, classes))
+        if main:
+            tensors = {f"model.{k}": v for k, v in unwrapped.state_dict().items()}
+            state = {"optimizer": optimizer.state_dict()}
+            if center is not None:
+                tensors.update({f"center_loss.{k}": v for k, v in accelerator.unwrap_model(center).state_dict().items()})
+                state["center_optimizer"] = center_optimizer.state_dict()
+            if accelerator.scaler is not None:
+                state["scaler"] = accelerator.scaler.state_dict()
+            save_checkpoint(out / "checkpoints", epoch + 1, tensors, state, config.keep_checkpoints)
+            rows.append(row)
+            write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            plot_curves(rows, out / "curves.png")
+            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
+        accelerator.wait_for_everyone()
+
+    if main:
+        final = accelerator.unwrap_model(model).state_dict()
+        with atomic_path(out / "model.safetensors") as tmp:
+            save_file({k: v.detach().contiguous().cpu() for k, v in final.items()}, tmp)
+        if not (out / "curves.png").is_file() and rows:
+            plot_curves(rows, out / "curves.png")
+        write_manifest(out, "train", _config_dict(config),
+                       counts={"images": len(train_set.records), "identities": len(classes),
+                               "epochs": config.epochs, "processes": accelerator.num_processes},
+                       inputs={spec: spec for spec in config.data})
+        log.info("wrote %s", out / "model.safetensors")
+    accelerator.wait_for_everyone()
+    return out
+
