@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 
@@ -13,8 +15,18 @@ from diffreid.data import load_dataset
 from diffreid.evaluation.features import evaluate_distances, feature_distances
 from diffreid.evaluation.ranklists import save_rank_lists
 from diffreid.reid import extract_features, load_reid_model
+from diffreid.reid.features import extract_features_to_disk
 
 log = logging.getLogger(__name__)
+
+STREAM_ABOVE = 20_000  # images; a larger split's features go to a file on disk, not a list in memory
+
+
+def _extract(model, records, config: EvaluateConfig, desc: str, scratch: Path):
+    if len(records) <= STREAM_ABOVE:
+        return extract_features(model, records, model.input_size, config.batch_size, desc=desc)
+    return extract_features_to_disk(model, records, model.input_size, scratch / f"{desc}.npy", config.batch_size,
+                                    desc=desc)
 
 
 def format_results(results: dict) -> str:
@@ -31,8 +43,13 @@ def run(config: EvaluateConfig) -> dict:
     model = load_reid_model(config.model, input_size=config.input_size)
     log.info("model %s, input %dx%d; %d query and %d gallery images", config.model, *model.input_size,
              len(dataset.query), len(dataset.gallery))
-    q_feats, query = extract_features(model, dataset.query, model.input_size, config.batch_size, desc="query")
-    g_feats, gallery = extract_features(model, dataset.gallery, model.input_size, config.batch_size, desc="gallery")
+    with tempfile.TemporaryDirectory(prefix="diffreid-features-") as scratch:
+        q_feats, query = _extract(model, dataset.query, config, "query", Path(scratch))
+        g_feats, gallery = _extract(model, dataset.gallery, config, "gallery", Path(scratch))
+        return _rank(config, q_feats, g_feats, query, gallery)
+
+
+def _rank(config: EvaluateConfig, q_feats, g_feats, query, gallery) -> dict:
     # query x gallery distances (re-ranked if asked) computed a block of queries at a time, never all at once
     distances = feature_distances(q_feats, g_feats, config.metric, rerank=config.rerank)
     results = evaluate_distances(distances, np.array([r.pid for r in query]), np.array([r.pid for r in gallery]),

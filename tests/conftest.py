@@ -15,3 +15,12 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (present on CI and developer machines only)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_persons(tmp_path_factory) -> Path:
+    """A procedural person dataset of 12 identities (6 train, 6 test) in Market-1501 layout."""
+    from diffreid.config import SynthConfig
+    from diffreid.data.synth import synthesize
+
+    return synthesize(SynthConfig(out=tmp_path_factory.mktemp("persons") / "set", identities=12, seed=0))

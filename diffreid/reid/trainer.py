@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from contextlib import nullcontext
+from itertools import islice
 from pathlib import Path
 
 import torch
@@ -139,7 +140,9 @@ def run(config: TrainConfig) -> Path:
 
     _validate(config)
     out = Path(config.out)
-    accelerator = Accelerator(mixed_precision=_precision(config.mixed_precision))
+    # cpu=True on a machine without CUDA is what lets accelerate see a torchrun / accelerate launch
+    # world on CPU (gloo) instead of one process per rank training alone
+    accelerator = Accelerator(mixed_precision=_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
@@ -186,7 +189,8 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
             center.load_state_dict({k.removeprefix("center_loss."): v for k, v in tensors.items()
                                     if k.startswith("center_loss.")})
             center_optimizer.load_state_dict(state["center_optimizer"])
-        log.info("resuming from %s (%d of %d epochs done)", path, start_epoch, config.epochs)
+        if main:
+            log.info("resuming from %s (%d of %d epochs done)", path, start_epoch, config.epochs)
     if center is not None:
         center, center_optimizer = accelerator.prepare(center, center_optimizer)
     model, optimizer = accelerator.prepare(model, optimizer)
@@ -199,9 +203,10 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
     if steps == 0:
         raise DiffreidError(f"an epoch has {len(sampler)} batches, fewer than grad_accumulation="
                             f"{config.grad_accumulation}; lower batch_p / grad_accumulation or add identities")
-    log.info("%d training images, %d identities; %d processes, batch %d×%d, %d steps per epoch, precision %s",
-             len(train_set.records), len(classes), accelerator.num_processes, config.batch_p, config.batch_k, steps,
-             accelerator.mixed_precision)
+    if main:
+        log.info("%d training images, %d identities; %d processes, batch %d×%d, %d steps per epoch, precision %s",
+                 len(train_set.records), len(classes), accelerator.num_processes, config.batch_p, config.batch_k,
+                 steps, accelerator.mixed_precision)
 
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
@@ -213,9 +218,7 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         correct = seen = 0
         started = time.perf_counter()
         bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process)
-        for step, batch in enumerate(loader):
-            if step >= steps:
-                break
+        for step, batch in enumerate(islice(loader, steps)):
             bar.update(1)
             if batch is None:
                 continue
