@@ -76,10 +76,14 @@ def test_run_is_a_reid_model_that_classifies(tiny_run, tiny_persons):
     assert model.class_pids.tolist() == [c["pid"] for c in json.loads((tiny_run / "classes.json").read_text())]
 
 
-def test_evaluate_takes_a_run(tiny_run, tiny_persons, tmp_path):
-    results = evaluate(EvaluateConfig(model=str(tiny_run), data=f"market1501:{tiny_persons}", out=tmp_path,
-                                      rerank=True))
+def test_evaluate_takes_a_run(tiny_run, tiny_persons, tmp_path, monkeypatch):
+    config = EvaluateConfig(model=str(tiny_run), data=f"market1501:{tiny_persons}", out=tmp_path, rerank=True)
+    results = evaluate(config)
     assert 0 < results["mAP"] <= 1 and json.loads((tmp_path / "results.json").read_text())["model"] == str(tiny_run)
+    # large splits stream their features through a file on disk: the same ranking
+    monkeypatch.setattr("diffreid.evaluate.STREAM_ABOVE", 0)
+    streamed = evaluate(config)
+    assert streamed["mAP"] == pytest.approx(results["mAP"], abs=1e-6) and streamed["cmc"][0] == results["cmc"][0]
 
 
 def test_killed_run_resumes_to_the_same_weights(tiny_run, tiny_persons, tmp_path, monkeypatch):
