@@ -35,7 +35,8 @@ def test_label_smoothing_matches_its_formula():
 def test_batch_hard_triplet_by_hand():
     # hardest positive / nearest negative per anchor: (1, 3), (1, 2), (2, 2), (2, 4)
     gaps = torch.tensor([1 - 3, 1 - 2, 2 - 2, 2 - 4], dtype=torch.float)
-    assert batch_hard_triplet_loss(FEATURES, LABELS, 0.3).item() == pytest.approx(F.relu(gaps + 0.3).mean().item(), 1e-5)
+    hinge = F.relu(gaps + 0.3).mean().item()
+    assert batch_hard_triplet_loss(FEATURES, LABELS, 0.3).item() == pytest.approx(hinge, 1e-5)
     assert batch_hard_triplet_loss(FEATURES, LABELS, None).item() == pytest.approx(F.softplus(gaps).mean().item(), 1e-5)
     # far apart identities: no loss left with a margin
     assert batch_hard_triplet_loss(FEATURES * torch.tensor([[1.0], [1.0], [10.0], [10.0]]), LABELS, 0.3).item() == 0

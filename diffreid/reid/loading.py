@@ -26,5 +26,6 @@ def load_reid_model(spec: str, input_size: tuple[int, int] | None = None):
         from diffreid.reid.torch_model import load_torch_reid_model
 
         return load_torch_reid_model(path, input_size=input_size)
+    suffixes = ", ".join("*" + s for s in TORCH_SUFFIXES)
     raise DiffreidError(f"{spec}: unsupported model; expected an ONNX Re-ID model (*.onnx), a training run's "
-                        f"directory (with config.yaml) or a backbone's weights ({', '.join('*' + s for s in TORCH_SUFFIXES)})")
+                        f"directory (with config.yaml) or a backbone's weights ({suffixes})")

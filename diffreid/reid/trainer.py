@@ -257,7 +257,8 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
             tensors = {f"model.{k}": v for k, v in unwrapped.state_dict().items()}
             state = {"optimizer": optimizer.state_dict()}
             if center is not None:
-                tensors.update({f"center_loss.{k}": v for k, v in accelerator.unwrap_model(center).state_dict().items()})
+                centres = accelerator.unwrap_model(center).state_dict()
+                tensors.update({f"center_loss.{k}": v for k, v in centres.items()})
                 state["center_optimizer"] = center_optimizer.state_dict()
             if accelerator.scaler is not None:
                 state["scaler"] = accelerator.scaler.state_dict()
