@@ -40,3 +40,23 @@ def test_cuhk01_real(shared_data):
     assert (len(dataset.query), len(dataset.gallery), len(dataset.train)) == (1942, 1942, 0)
     assert len({r.pid for r in dataset.query} | {r.pid for r in dataset.gallery}) == 971
     assert {r.camid for r in dataset.query} == {1} and {r.camid for r in dataset.gallery} == {2}
+
+
+def test_cuhk01_485_splits_by_identity(tmp_path):
+    write_images(tmp_path / "campus", ["0485001.png", "0485003.png", "0486001.png", "0486002.png", "0486004.png"])
+    dataset = load_dataset(f"cuhk01-485:{tmp_path}")
+    assert rows(dataset, tmp_path) == [
+        ("campus/0485001.png", 485, 1, "train"),
+        ("campus/0485003.png", 485, 2, "train"),
+        ("campus/0486001.png", 486, 1, "query"),
+        ("campus/0486002.png", 486, 1, "query"),
+        ("campus/0486004.png", 486, 2, "gallery"),
+    ]
+
+
+@pytest.mark.shared
+def test_real_cuhk01_485_has_485_train_and_486_test_identities(shared_data):
+    dataset = load_dataset(f"cuhk01-485:{shared_data / 'cuhk01'}")
+    assert len({r.pid for r in dataset.train}) == 485 and len(dataset.train) == 1940
+    assert {r.pid for r in dataset.query} == {r.pid for r in dataset.gallery} and len({r.pid for r in dataset.query}) == 486
+    assert not {r.pid for r in dataset.train} & {r.pid for r in dataset.query}
