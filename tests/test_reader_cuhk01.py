@@ -58,5 +58,6 @@ def test_cuhk01_485_splits_by_identity(tmp_path):
 def test_real_cuhk01_485_has_485_train_and_486_test_identities(shared_data):
     dataset = load_dataset(f"cuhk01-485:{shared_data / 'cuhk01'}")
     assert len({r.pid for r in dataset.train}) == 485 and len(dataset.train) == 1940
-    assert {r.pid for r in dataset.query} == {r.pid for r in dataset.gallery} and len({r.pid for r in dataset.query}) == 486
+    test_ids = {r.pid for r in dataset.query}
+    assert test_ids == {r.pid for r in dataset.gallery} and len(test_ids) == 486
     assert not {r.pid for r in dataset.train} & {r.pid for r in dataset.query}
