@@ -155,7 +155,8 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in ("init", "backbone", "epochs", "batch_p", "batch_k", "lr",
                                                          "input_size", "mixed_precision", "grad_accumulation",
-                                                         "eval_data", "eval_every", "num_workers", "seed")}
+                                                         "eval_data", "eval_every", "num_workers", "seed")
+                 if getattr(args, name) is not None}
     for item in args.set:
         field, sep, value = item.partition("=")
         if not sep:

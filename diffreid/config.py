@@ -99,7 +99,8 @@ class TrainConfig:
 
 
 def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig:
-    """A TrainConfig from a preset (a name in configs/train/ or a YAML file), then `overrides`."""
+    """A TrainConfig from a preset (a name in configs/train/ or a YAML file), then `overrides`
+    (None included: `last_stride: None` is a value)."""
     import yaml
 
     from diffreid.errors import DiffreidError
@@ -114,7 +115,7 @@ def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig
         if not isinstance(values, dict):
             raise DiffreidError(f"{path}: a preset is a YAML mapping of TrainConfig fields")
         values["preset"] = str(preset)
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    values.update(overrides)
     fields = TrainConfig.__dataclass_fields__
     unknown = sorted(set(values) - set(fields))
     if unknown:

@@ -79,8 +79,8 @@ def _config_dict(config: TrainConfig) -> dict:
 
 def _check_same_run(out: Path, config: TrainConfig) -> None:
     path = out / "config.yaml"
-    if not path.is_file():
-        return
+    if not path.is_file() or not checkpoints(out / "checkpoints"):
+        return  # nothing trained yet: a new config simply replaces the old
     before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     now = _config_dict(config)
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
@@ -278,7 +278,7 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         write_manifest(out, "train", _config_dict(config),
                        counts={"images": len(train_set.records), "identities": len(classes),
                                "epochs": config.epochs, "processes": accelerator.num_processes},
-                       inputs={spec: spec for spec in config.data})
+                       inputs={"data": " ".join(config.data), "init": config.init})
         log.info("wrote %s", out / "model.safetensors")
     accelerator.wait_for_everyone()
     return out
