@@ -134,6 +134,7 @@ def test_presets_load_and_flags_override():
     agw = load_train_config("agw-r50", {"data": ("x:y",), "out": "run"})
     assert (agw.pooling, agw.nonlocal_blocks, agw.triplet) == ("gem", True, "weighted")
     assert load_train_config("bot-swin-tiny", {"data": ("x:y",), "out": "r"}).backbone == "swin_tiny"
+    assert load_train_config("bot-r50", {"data": ("x:y",), "out": "r", "last_stride": None}).last_stride is None
     with pytest.raises(DiffreidError, match="no such training preset"):
         load_train_config("bot-r51", {})
     with pytest.raises(DiffreidError, match="unknown training option"):
