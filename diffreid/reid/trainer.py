@@ -134,6 +134,36 @@ def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:
     return {"rank1": float(result["cmc"][0]), "mAP": float(result["mAP"])}
 
 
+def _restore(out: Path, model, optimizer, center, center_optimizer) -> tuple[int, dict]:
+    """Load the latest checkpoint into the (not yet prepared) model and optimizers:
+    (epochs done, training state), (0, {}) when there is none."""
+    found = checkpoints(out / "checkpoints")
+    if not found:
+        return 0, {}
+    epoch, path = found[-1]
+    tensors, state = load_checkpoint(path)
+    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
+    optimizer.load_state_dict(state["optimizer"])
+    if center is not None:
+        center.load_state_dict({k.removeprefix("center_loss."): v for k, v in tensors.items()
+                                if k.startswith("center_loss.")})
+        center_optimizer.load_state_dict(state["center_optimizer"])
+    return epoch, state
+
+
+def _save_epoch(out: Path, epoch: int, accelerator, model, optimizer, center, center_optimizer, keep: int) -> None:
+    """Checkpoint everything a resumed run needs after `epoch` finished epochs."""
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state = {"optimizer": optimizer.state_dict()}
+    if center is not None:
+        centres = accelerator.unwrap_model(center).state_dict()
+        tensors.update({f"center_loss.{k}": v for k, v in centres.items()})
+        state["center_optimizer"] = center_optimizer.state_dict()
+    if accelerator.scaler is not None:
+        state["scaler"] = accelerator.scaler.state_dict()
+    save_checkpoint(out / "checkpoints", epoch, tensors, state, keep)
+
+
 def run(config: TrainConfig) -> Path:
     """Train (or resume) the run in `config.out`; returns the run directory."""
     from accelerate import Accelerator
@@ -178,23 +208,13 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
                                                             config.random_erasing))
     loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, collate_fn=collate_skipping)
 
-    start_epoch = 0
-    found = checkpoints(out / "checkpoints")
-    if found:
-        start_epoch, path = found[-1]
-        tensors, state = load_checkpoint(path)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-        optimizer.load_state_dict(state["optimizer"])
-        if center is not None:
-            center.load_state_dict({k.removeprefix("center_loss."): v for k, v in tensors.items()
-                                    if k.startswith("center_loss.")})
-            center_optimizer.load_state_dict(state["center_optimizer"])
-        if main:
-            log.info("resuming from %s (%d of %d epochs done)", path, start_epoch, config.epochs)
+    start_epoch, state = _restore(out, model, optimizer, center, center_optimizer)
+    if main and start_epoch:
+        log.info("resuming from checkpoint %d (of %d epochs)", start_epoch, config.epochs)
     if center is not None:
         center, center_optimizer = accelerator.prepare(center, center_optimizer)
     model, optimizer = accelerator.prepare(model, optimizer)
-    if found and accelerator.scaler is not None and "scaler" in state:
+    if accelerator.scaler is not None and "scaler" in state:
         accelerator.scaler.load_state_dict(state["scaler"])
 
     rows = _read_metrics(out / "metrics.jsonl", start_epoch)
@@ -254,15 +274,8 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         if main and config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             row.update(_evaluate(unwrapped, config, classes))
         if main:
-            tensors = {f"model.{k}": v for k, v in unwrapped.state_dict().items()}
-            state = {"optimizer": optimizer.state_dict()}
-            if center is not None:
-                centres = accelerator.unwrap_model(center).state_dict()
-                tensors.update({f"center_loss.{k}": v for k, v in centres.items()})
-                state["center_optimizer"] = center_optimizer.state_dict()
-            if accelerator.scaler is not None:
-                state["scaler"] = accelerator.scaler.state_dict()
-            save_checkpoint(out / "checkpoints", epoch + 1, tensors, state, config.keep_checkpoints)
+            _save_epoch(out, epoch + 1, accelerator, unwrapped, optimizer, center, center_optimizer,
+                        config.keep_checkpoints)
             rows.append(row)
             write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
             plot_curves(rows, out / "curves.png")
