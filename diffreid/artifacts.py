@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import sys
@@ -94,3 +95,13 @@ def inside_root(root: str | os.PathLike, relative: str, origin: str | os.PathLik
             "paths in list files must be relative to the dataset directory"
         )
     return candidate
+
+
+def log_to_file(path: Path) -> logging.Handler:
+    """Send INFO and above to `path` too (appended, so a resumed run keeps one log)."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger().addHandler(handler)
+    if logging.getLogger().level > logging.INFO:
+        logging.getLogger().setLevel(logging.INFO)
+    return handler

@@ -101,6 +101,24 @@ def build_parser() -> argparse.ArgumentParser:
                        help="any other TrainConfig field, value in YAML (e.g. --set triplet=weighted)")
     train.set_defaults(handler=_train)
 
+    base = commands.add_parser("base-train", help="train the miniature base model on captioned person images; "
+                                                  "resumes a killed run")
+    base.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
+                      help="person images (procedural persons are captioned from attributes.json); repeat to mix")
+    base.add_argument("--out", type=Path, required=True, help="run directory (cache, checkpoints, model/)")
+    base.add_argument("--steps", type=int, default=None)
+    base.add_argument("--batch-size", type=int, default=None)
+    base.add_argument("--lr", type=float, default=None)
+    base.add_argument("--image-size", type=_input_size, default=None, metavar="HxW")
+    base.add_argument("--codec", type=Path, default=None, help="folder with taef2_encoder.pth / taef2_decoder.pth")
+    base.add_argument("--tokenizer", type=Path, default=None, help="folder with CLIP's vocab.json and merges.txt")
+    base.add_argument("--real-caption", default=None, help="caption of images without attributes")
+    base.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    base.add_argument("--seed", type=int, default=None)
+    base.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="any other BaseTrainConfig field, value in YAML (e.g. --set unet_channels=[64,128])")
+    base.set_defaults(handler=_base_train)
+
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
@@ -148,8 +166,6 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    import yaml
-
     from diffreid.config import load_train_config
     from diffreid.reid.trainer import run
 
@@ -157,14 +173,36 @@ def _train(args: argparse.Namespace) -> int:
                                                          "input_size", "mixed_precision", "grad_accumulation",
                                                          "eval_data", "eval_every", "num_workers", "seed")
                  if getattr(args, name) is not None}
-    for item in args.set:
-        field, sep, value = item.partition("=")
-        if not sep:
-            raise DiffreidError(f"--set {item!r} is not FIELD=VALUE")
-        overrides[field.strip()] = yaml.safe_load(value)
+    overrides.update(_set_fields(args.set))
     config = load_train_config(args.preset, {**overrides, "data": tuple(args.data), "out": args.out})
     out = run(config)
     print(f"wrote {out}")
+    return 0
+
+
+def _set_fields(items: list[str]) -> dict:
+    """`--set FIELD=VALUE` flags, values read as YAML (`null`, lists and numbers work)."""
+    import yaml
+
+    fields = {}
+    for item in items:
+        field, sep, value = item.partition("=")
+        if not sep:
+            raise DiffreidError(f"--set {item!r} is not FIELD=VALUE")
+        fields[field.strip()] = yaml.safe_load(value)
+    return fields
+
+
+def _base_train(args: argparse.Namespace) -> int:
+    from diffreid.config import BaseTrainConfig, build_config
+    from diffreid.synthesis.base_train import run
+
+    values = {name: getattr(args, name) for name in ("steps", "batch_size", "lr", "image_size", "codec", "tokenizer",
+                                                      "real_caption", "mixed_precision", "seed")
+              if getattr(args, name) is not None}
+    config = build_config(BaseTrainConfig, {**values, **_set_fields(args.set), "data": tuple(args.data),
+                                            "out": args.out})
+    print(f"wrote {run(config) / 'model'}")
     return 0
 
 

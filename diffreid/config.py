@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,12 @@ class EvaluateConfig:
     metric: str = "cosine"
     protocol: str = "market1501"
     max_rank: int = 50
+
+
+def config_dict(config) -> dict:
+    """A dataclass config as plain YAML / JSON values (tuples as lists, paths as strings)."""
+    values = dataclasses.asdict(config)
+    return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
 
 
 TRAIN_PRESETS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -129,3 +136,54 @@ def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig
         return TrainConfig(**values)
     except TypeError as error:
         raise DiffreidError(f"training config incomplete: {error}; give --data and --out") from None
+
+
+@dataclass
+class BaseTrainConfig:
+    """`diffreid base-train`: the miniature base model, trained from scratch on person images.
+
+    Procedural persons are captioned from their `attributes.json`, real images without
+    attributes with `real_caption`; the codec and tokenizer are the pretrained files.
+    """
+
+    data: tuple[str, ...]
+    out: Path
+    splits: tuple[str, ...] = ("train",)
+    real_caption: str = "a photo of a person"
+    codec: Path | None = None  # folder with the TAEF2 files; None: the package's copy
+    tokenizer: Path | None = None  # folder with CLIP's vocab.json and merges.txt; None: the package's copy
+    image_size: tuple[int, int] = (128, 64)  # (height, width)
+    unet_channels: tuple[int, ...] = (64, 128, 192)
+    layers_per_block: int = 1
+    text_hidden: int = 96
+    text_layers: int = 4
+    steps: int = 20000
+    batch_size: int = 64
+    lr: float = 2e-4
+    warmup_steps: int = 500
+    weight_decay: float = 1e-2
+    ema_decay: float = 0.999
+    caption_dropout: float = 0.1  # prompts dropped to "" so classifier-free guidance has an unconditional model
+    snr_gamma: float | None = 5.0  # min-SNR loss weighting; None: plain MSE
+    checkpoint_every: int = 250
+    sample_every: int = 1000
+    sample_steps: int = 25  # DPM-Solver++ steps of the sample sheets
+    log_every: int = 25
+    mixed_precision: str = "auto"
+    encode_batch: int = 32
+    seed: int = 0
+
+
+def build_config(cls, values: dict):
+    """A stage config from plain values (YAML lists become tuples, paths Paths), with errors that name the field."""
+    from diffreid.errors import DiffreidError
+
+    fields = cls.__dataclass_fields__
+    unknown = sorted(set(values) - set(fields))
+    if unknown:
+        raise DiffreidError(f"unknown option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    for name, field in fields.items():
+        if name in values and values[name] is not None and "Path" in str(field.type):
+            values[name] = Path(values[name])
+    return cls(**values)

@@ -1,6 +1,6 @@
-"""Per-epoch training checkpoints: written whole or not at all, found again after a kill.
+"""Training checkpoints: written whole or not at all, found again after a kill.
 
-`checkpoints/epoch-NNNN/` holds `model.safetensors` (the Re-ID model and any loss
+`checkpoints/epoch-NNNN/` (or `step-NNNNNN/` for step-counted training) holds `model.safetensors` (the Re-ID model and any loss
 parameters, e.g. center-loss centres) and `training_state.pt` (optimizer, loss scaler,
 epoch: plain tensors and numbers, read back with `weights_only=True`). A checkpoint is
 written under a temporary name and renamed when complete, so a kill mid-write leaves the
@@ -20,13 +20,14 @@ from safetensors.torch import load_file, save_file
 
 from diffreid.errors import DiffreidError
 
-_NAME = re.compile(r"^epoch-(\d{4,})$")
+_NAME = re.compile(r"^(epoch|step)-(\d{4,})$")
 
 
-def save_checkpoint(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict, keep: int = 2) -> Path:
-    """Write checkpoint `epoch` (the number of epochs finished) and prune all but the last `keep`."""
+def save_checkpoint(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict, keep: int = 2,
+                    unit: str = "epoch") -> Path:
+    """Write checkpoint `epoch` (the number of epochs, or steps, finished) and prune all but the last `keep`."""
     folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"epoch-{epoch:04d}"
+    final = folder / (f"epoch-{epoch:04d}" if unit == "epoch" else f"step-{epoch:06d}")
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp / "model.safetensors")
@@ -45,7 +46,7 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     """Complete checkpoints in `folder`, oldest first."""
     if not folder.is_dir():
         return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
+    found = [(int(m.group(2)), p) for p in folder.iterdir() if (m := _NAME.match(p.name)) and p.is_dir()]
     return sorted(found)
 
 

@@ -14,7 +14,6 @@ model.safetensors (final), manifest.json.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -28,8 +27,8 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
-from diffreid.config import TrainConfig
+from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.config import TrainConfig, config_dict
 from diffreid.errors import DiffreidError
 from diffreid.reid.checkpoints import checkpoints, load_checkpoint, save_checkpoint
 from diffreid.reid.curves import plot_curves
@@ -39,6 +38,7 @@ from diffreid.reid.model import ReidNet
 from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_set
 from diffreid.reid.transforms import train_transform
+from diffreid.runtime import resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +64,12 @@ def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
                                    weight_decay=config.weight_decay)
 
 
-def _precision(requested: str) -> str:
-    if requested != "auto":
-        return requested
-    if not torch.cuda.is_available():
-        return "no"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def _config_dict(config: TrainConfig) -> dict:
-    values = dataclasses.asdict(config)
-    return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
-
-
 def _check_same_run(out: Path, config: TrainConfig) -> None:
     path = out / "config.yaml"
     if not path.is_file() or not checkpoints(out / "checkpoints"):
         return  # nothing trained yet: a new config simply replaces the old
     before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    now = _config_dict(config)
+    now = config_dict(config)
     changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
     if changed:
         differences = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
@@ -97,15 +84,6 @@ def _validate(config: TrainConfig) -> None:
         raise DiffreidError("epochs and grad_accumulation must be at least 1")
     if config.eval_every and not config.eval_data:
         raise DiffreidError("eval_every needs eval_data (FORMAT:ROOT with query and gallery splits)")
-
-
-def _add_log_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.getLogger().addHandler(handler)
-    if logging.getLogger().level > logging.INFO:
-        logging.getLogger().setLevel(logging.INFO)
-    return handler
 
 
 def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
@@ -172,13 +150,13 @@ def run(config: TrainConfig) -> Path:
     out = Path(config.out)
     # cpu=True on a machine without CUDA is what lets accelerate see a torchrun / accelerate launch
     # world on CPU (gloo) instead of one process per rank training alone
-    accelerator = Accelerator(mixed_precision=_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
         _check_same_run(out, config)
     accelerator.wait_for_everyone()
-    handler = _add_log_file(out / "train.log") if main else None
+    handler = log_to_file(out / "train.log") if main else None
     try:
         return _train(config, out, accelerator)
     finally:
@@ -192,7 +170,7 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
     train_set = load_train_set(config.data)
     classes = train_set.classes
     if main:
-        write_text_atomic(out / "config.yaml", yaml.safe_dump(_config_dict(config), sort_keys=False))
+        write_text_atomic(out / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
         write_json_atomic(out / "classes.json", classes)
     torch.manual_seed(config.seed)
     model = ReidNet(config.backbone, len(classes), pooling=config.pooling, neck=config.neck,
@@ -288,7 +266,7 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
             save_file({k: v.detach().contiguous().cpu() for k, v in final.items()}, tmp)
         if not (out / "curves.png").is_file() and rows:
             plot_curves(rows, out / "curves.png")
-        write_manifest(out, "train", _config_dict(config),
+        write_manifest(out, "train", config_dict(config),
                        counts={"images": len(train_set.records), "identities": len(classes),
                                "epochs": config.epochs, "processes": accelerator.num_processes},
                        inputs={"data": " ".join(config.data), "init": config.init})

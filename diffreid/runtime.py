@@ -1,0 +1,14 @@
+"""Where and how training runs: the precision a device supports."""
+
+from __future__ import annotations
+
+import torch
+
+
+def resolve_precision(requested: str) -> str:
+    """accelerate's mixed-precision mode for "auto": bf16 where CUDA has it, fp16 on older GPUs, none on a CPU."""
+    if requested != "auto":
+        return requested
+    if not torch.cuda.is_available():
+        return "no"
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"

@@ -1,0 +1,187 @@
+"""The base text-to-image model: Stable Diffusion v1.x, or the miniature of the same shape.
+
+Both are an image codec (SD's VAE, or the pretrained TAEF2 autoencoder), a CLIP
+tokenizer and text encoder, a `UNet2DConditionModel` and a noise scheduler, loaded from
+one folder laid out as diffusers pipelines are (`unet/`, `text_encoder/`, `tokenizer/`,
+`scheduler/`, and `vae/` or `codec/`). Everything downstream (fine-tuning, the
+attribute reference set, sampling) sees only `BaseModel`, so a real SD checkpoint and
+the CPU miniature run the same code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from diffreid.artifacts import write_json_atomic
+from diffreid.errors import DiffreidError
+from diffreid.synthesis.codec import LatentCodec
+
+MINIATURE = Path(__file__).resolve().parent / "miniature"
+MAX_TOKENS = 77  # SD v1's CLIP context
+
+
+class VaeCodec(nn.Module):
+    """SD's `AutoencoderKL` behind the codec interface: images in [0, 1], scaled latents."""
+
+    def __init__(self, vae):
+        super().__init__()
+        self.vae = vae
+
+    @property
+    def latent_channels(self) -> int:
+        return self.vae.config.latent_channels
+
+    @property
+    def downscale(self) -> int:
+        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        return self.vae.encode(images * 2 - 1).latent_dist.sample() * self.vae.config.scaling_factor
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        return ((self.vae.decode(latents / self.vae.config.scaling_factor).sample + 1) / 2).clamp(0, 1)
+
+
+@dataclass
+class BaseModel:
+    codec: nn.Module  # LatentCodec or VaeCodec
+    tokenizer: object  # transformers.CLIPTokenizer
+    text_encoder: nn.Module  # transformers.CLIPTextModel
+    unet: nn.Module  # diffusers.UNet2DConditionModel
+    noise_scheduler: object  # diffusers.DDPMScheduler: the training noise schedule
+    image_size: tuple[int, int]  # (height, width) it draws at
+    kind: str  # "miniature" or "stable-diffusion"
+
+    @property
+    def latent_size(self) -> tuple[int, int]:
+        return self.image_size[0] // self.codec.downscale, self.image_size[1] // self.codec.downscale
+
+    def tokenize(self, prompts: list[str]) -> torch.Tensor:
+        return self.tokenizer(prompts, padding="max_length", truncation=True, max_length=MAX_TOKENS,
+                              return_tensors="pt").input_ids
+
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        """Per-token text embeddings, the UNet's cross-attention context."""
+        ids = self.tokenize(prompts).to(self.text_encoder.device)
+        return self.text_encoder(ids).last_hidden_state
+
+    def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "BaseModel":
+        for module in (self.codec, self.text_encoder, self.unet):
+            module.to(device=device, dtype=dtype)
+        return self
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """A folder `load_base_model` reads back; UNet and text encoder as safetensors."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.unet.save_pretrained(folder / "unet")
+        self.text_encoder.save_pretrained(folder / "text_encoder")
+        self.tokenizer.save_pretrained(folder / "tokenizer")
+        self.noise_scheduler.save_pretrained(folder / "scheduler")
+        if self.kind == "miniature":
+            self.codec.save_pretrained(folder / "codec")
+        else:
+            self.codec.vae.save_pretrained(folder / "vae")
+        write_json_atomic(folder / "model_index.json", {"_class_name": _CLASS[self.kind],
+                                                        "image_size": list(self.image_size)})
+        return folder
+
+
+_CLASS = {"miniature": "DiffreidMiniature", "stable-diffusion": "StableDiffusionPipeline"}
+SD_IMAGE_SIZE = (512, 256)  # SD v1 draws at 512; persons are twice as tall as wide
+
+
+def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | None = None) -> BaseModel:
+    """"tiny" (the miniature shipped in the package), a model folder, or a hub id of SD v1.x."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    folder = MINIATURE if str(source) == "tiny" else Path(str(source)).expanduser()
+    local = folder.is_dir()
+    if str(source) == "tiny" and not (folder / "unet").is_dir():
+        raise DiffreidError(f"{folder}: the miniature's trained UNet and text encoder are not installed; "
+                            "train one with `diffreid base-train` and pass its folder as --base-model")
+    if not local and (Path(str(source)).is_absolute() or str(source).startswith(".")):
+        raise DiffreidError(f"{source}: no such base-model folder; pass a folder holding unet/, text_encoder/, "
+                            "tokenizer/, scheduler/ and vae/ or codec/, or a hub id such as CompVis/stable-diffusion-v1-4")
+    index = _model_index(folder) if local else {}
+    is_miniature = local and (folder / "codec").is_dir()
+    try:
+        tokenizer = CLIPTokenizer.from_pretrained(str(source) if not local else folder, subfolder="tokenizer",
+                                                  model_max_length=MAX_TOKENS)
+        text_encoder = CLIPTextModel.from_pretrained(str(source) if not local else folder, subfolder="text_encoder")
+        unet = UNet2DConditionModel.from_pretrained(str(source) if not local else folder, subfolder="unet")
+        noise_scheduler = DDPMScheduler.from_pretrained(str(source) if not local else folder, subfolder="scheduler")
+        if is_miniature:
+            codec = LatentCodec.from_pretrained(folder / "codec")
+        else:
+            from diffusers import AutoencoderKL
+
+            codec = VaeCodec(AutoencoderKL.from_pretrained(str(source) if not local else folder, subfolder="vae"))
+    except (OSError, ValueError) as error:
+        raise DiffreidError(f"{source}: cannot load a base model ({str(error).splitlines()[0]}); pass a local "
+                            "folder laid out as a diffusers pipeline, or a hub id when the hub can be reached") from None
+    size = image_size or tuple(index.get("image_size", SD_IMAGE_SIZE))
+    for module in (codec, text_encoder, unet):
+        module.eval()
+    return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, (int(size[0]), int(size[1])),
+                     "miniature" if is_miniature else "stable-diffusion")
+
+
+def _model_index(folder: Path) -> dict:
+    path = folder / "model_index.json"
+    if not path.is_file():
+        raise DiffreidError(f"{path}: missing; a base-model folder has a model_index.json beside unet/ and "
+                            "text_encoder/ (diffusers' `save_pretrained` writes one)")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+@dataclass
+class MiniatureShape:
+    """The miniature's UNet and text encoder sizes: SD v1's structure, scaled to a CPU."""
+
+    image_size: tuple[int, int] = (128, 64)
+    unet_channels: tuple[int, ...] = (64, 128, 192)
+    layers_per_block: int = 1
+    attention_head_dim: int = 32
+    text_hidden: int = 96
+    text_layers: int = 4
+    text_heads: int = 3
+
+
+def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | Path | None = None,
+                  tokenizer_folder: str | Path | None = None, seed: int = 0) -> BaseModel:
+    """An untrained miniature: pretrained codec and tokenizer, randomly initialised UNet and text encoder."""
+    from diffusers import DDPMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+
+    torch.manual_seed(seed)
+    tokenizer = CLIPTokenizer.from_pretrained(Path(tokenizer_folder or MINIATURE / "tokenizer"),
+                                              model_max_length=MAX_TOKENS)
+    codec = LatentCodec.from_taef2(codec_folder or MINIATURE / "codec")
+    text_encoder = CLIPTextModel(CLIPTextConfig(
+        vocab_size=len(tokenizer), hidden_size=shape.text_hidden, intermediate_size=4 * shape.text_hidden,
+        num_hidden_layers=shape.text_layers, num_attention_heads=shape.text_heads,
+        max_position_embeddings=MAX_TOKENS, projection_dim=shape.text_hidden,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id))
+    depth = len(shape.unet_channels)
+    unet = UNet2DConditionModel(
+        sample_size=(shape.image_size[0] // codec.downscale, shape.image_size[1] // codec.downscale),
+        in_channels=codec.latent_channels, out_channels=codec.latent_channels,
+        block_out_channels=shape.unet_channels, layers_per_block=shape.layers_per_block,
+        # attention only below the top level, where a 16x8 latent is already coarse
+        down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (depth - 1),
+        up_block_types=("CrossAttnUpBlock2D",) * (depth - 1) + ("UpBlock2D",),
+        cross_attention_dim=shape.text_hidden, attention_head_dim=shape.attention_head_dim)
+    # SD v1's schedule, predicting v (stable at the low-noise end a small model struggles with)
+    noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
+                                    beta_schedule="scaled_linear", prediction_type="v_prediction",
+                                    clip_sample=False)
+    return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, tuple(shape.image_size), "miniature")
+
