@@ -138,3 +138,24 @@ def test_base_train_writes_a_loadable_model_and_resumes_exactly(tiny_persons, tm
     assert "resuming from step 2" in (out / "train.log").read_text()
     with pytest.raises(DiffreidError, match="different config"):
         run(_base_config(tiny_persons, tmp_path / "run", lr=1e-3))
+
+
+def test_shipping_a_trained_miniature_halves_it_and_loads_back_in_float32(tmp_path):
+    from diffreid.synthesis.base_model import ship_miniature
+
+    model = new_miniature(TINY, seed=3)
+    model.codec.shift, model.codec.scale = 0.05, 1.1
+    model.save_pretrained(tmp_path / "trained")
+    dest = tmp_path / "package"
+    shutil.copytree(MINIATURE / "tokenizer", dest / "tokenizer")
+    shutil.copytree(MINIATURE / "codec", dest / "codec", ignore=shutil.ignore_patterns("codec_config.json"))
+    ship_miniature(tmp_path / "trained", {"command": "diffreid base-train ...", "seed": 0}, dest=dest)
+    assert load_file(dest / "unet" / "diffusion_pytorch_model.safetensors")["conv_in.weight"].dtype == torch.float16
+    shipped = load_base_model(dest)
+    assert next(shipped.unet.parameters()).dtype == torch.float32
+    assert shipped.codec.scale == 1.1
+    ids = model.tokenize(["a person"])
+    with torch.no_grad():
+        a = model.text_encoder.eval()(ids).last_hidden_state
+        b = shipped.text_encoder(ids).last_hidden_state
+    assert torch.allclose(a, b, atol=1e-2)

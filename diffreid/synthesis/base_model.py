@@ -129,6 +129,8 @@ def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | N
     size = image_size or tuple(index.get("image_size", SD_IMAGE_SIZE))
     for module in (codec, text_encoder, unet):
         module.eval()
+        if is_miniature:  # shipped in half precision to stay small; a CPU computes in float32
+            module.float()
     return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, (int(size[0]), int(size[1])),
                      "miniature" if is_miniature else "stable-diffusion")
 
@@ -185,3 +187,16 @@ def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | 
                                     clip_sample=False)
     return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, tuple(shape.image_size), "miniature")
 
+
+def ship_miniature(folder: str | Path, provenance: dict, dest: Path = MINIATURE) -> Path:
+    """Install a base-train run's model/ as the package's miniature: UNet and text encoder in
+    half precision (about 32 MB), beside the codec and tokenizer files already there."""
+    model = load_base_model(folder)
+    model.unet.half().save_pretrained(dest / "unet")
+    model.text_encoder.half().save_pretrained(dest / "text_encoder")
+    model.noise_scheduler.save_pretrained(dest / "scheduler")
+    write_json_atomic(dest / "codec" / LatentCodec.config_name,
+                      {"kind": "taef2", "shift": model.codec.shift, "scale": model.codec.scale})
+    write_json_atomic(dest / "model_index.json", {"_class_name": _CLASS["miniature"],
+                                                  "image_size": list(model.image_size), "trained": provenance})
+    return dest
