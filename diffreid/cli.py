@@ -62,6 +62,24 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--device", default=None, help="blip2: torch device (default: cuda when there is one)")
     caption.set_defaults(handler=_caption)
 
+    filt = commands.add_parser("filter", help="keep generated images a Re-ID model is confident about (CTF); "
+                                              "write Diff-Person in Market-1501 layout")
+    filt.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    filt.add_argument("--scorer", action="append", required=True, metavar="SOURCE=MODEL",
+                      help="a Re-ID model (ONNX, OSNet .pth, training run) for the images generated from SOURCE "
+                           "(its FORMAT:ROOT or format); repeat to average several")
+    filt.add_argument("--out", type=Path, required=True, help="the Diff-Person folder")
+    filt.add_argument("--score", choices=("cosine", "margin", "prob"), default="cosine")
+    filt.add_argument("--threshold", type=float, default=None, help="a fixed bar (default: calibrated)")
+    filt.add_argument("--percentile", type=float, default=5.0,
+                      help="calibration: this percentile of real images' cross-camera scores (default 5)")
+    filt.add_argument("--near-duplicate", type=float, default=0.98, metavar="COSINE",
+                      help="drop images at least this similar to one of their source images (default 0.98)")
+    filt.add_argument("--no-near-duplicate", action="store_true", help="keep near-copies of source images")
+    filt.add_argument("--shard", default=None, metavar="K/N", help="filter identities K, K+N, ... only")
+    filt.add_argument("--batch-size", type=int, default=64)
+    filt.set_defaults(handler=_filter)
+
     evaluate = commands.add_parser("evaluate", help="rank query against gallery with a Re-ID model; mAP, CMC, mINP")
     evaluate.add_argument("--model", required=True,
                           help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth), a backbone (.safetensors) "
@@ -177,6 +195,18 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.preset, {**overrides, "data": tuple(args.data), "out": args.out})
     out = run(config)
     print(f"wrote {out}")
+    return 0
+
+
+def _filter(args: argparse.Namespace) -> int:
+    from diffreid.config import FilterConfig
+    from diffreid.filtering import run
+
+    config = FilterConfig(generated=tuple(args.generated), scorers=tuple(args.scorer), out=args.out,
+                          score=args.score, threshold=args.threshold, percentile=args.percentile,
+                          near_duplicate=None if args.no_near_duplicate else args.near_duplicate,
+                          shard=args.shard, batch_size=args.batch_size)
+    print(f"wrote {run(config)}")
     return 0
 
 

@@ -52,8 +52,12 @@ class EvaluateConfig:
 
 def config_dict(config) -> dict:
     """A dataclass config as plain YAML / JSON values (tuples as lists, paths as strings)."""
-    values = dataclasses.asdict(config)
-    return {k: (list(v) if isinstance(v, tuple) else str(v) if isinstance(v, Path) else v) for k, v in values.items()}
+    def plain(value):
+        if isinstance(value, (tuple, list)):
+            return [plain(v) for v in value]
+        return str(value) if isinstance(value, Path) else value
+
+    return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
 TRAIN_PRESETS = Path(__file__).resolve().parents[1] / "configs" / "train"
@@ -187,3 +191,19 @@ def build_config(cls, values: dict):
         if name in values and values[name] is not None and "Path" in str(field.type):
             values[name] = Path(values[name])
     return cls(**values)
+
+
+@dataclass
+class FilterConfig:
+    """`diffreid filter`: the Re-ID confidence threshold filter (CTF) and the Diff-Person writer."""
+
+    generated: tuple[Path, ...]
+    scorers: tuple[str, ...]  # "SOURCE=MODEL": SOURCE a generated folder's FORMAT:ROOT or its format
+    out: Path
+    score: str = "cosine"  # "cosine", "margin" or "prob"
+    threshold: float | None = None  # None: calibrated on the source's real images
+    percentile: float = 5.0  # calibration: this percentile of real cross-camera scores
+    near_duplicate: float | None = 0.98  # drop an image this similar to one of its source images; None: keep
+    shard: str | None = None  # "K/N": identities K, K+N, ... of all
+    batch_size: int = 64
+    jpeg_quality: int = 95

@@ -104,6 +104,11 @@ def bad_images(paths: list[Path], open_images: bool = True, workers: int | None 
 
 def _check_matches(dataset: ReidDataset, bad: set[Path], report: CheckReport) -> None:
     """Count queries with a valid gallery match; report each query identity that has none."""
+    if dataset.train and not dataset.query and not dataset.gallery:
+        # a training set only, e.g. Diff-Person: usable for (pre-)training, not for evaluation
+        report.problems.append(Problem("no query or gallery images: a training set only, nothing to evaluate",
+                                       dataset.root))
+        return
     for split in ("query", "gallery"):
         if not dataset.split(split):
             report.problems.append(Problem(f"no {split} images; nothing to evaluate", dataset.root, fatal=True))

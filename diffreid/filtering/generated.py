@@ -1,0 +1,47 @@
+"""Reading what `diffreid generate` wrote: its source dataset and one entry per image."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from diffreid.artifacts import inside_root
+from diffreid.errors import DiffreidError
+
+
+@dataclass(frozen=True)
+class Generated:
+    path: Path
+    pid: int  # the source dataset's own pid
+    source: str  # FORMAT:ROOT of the dataset the generator learnt the identity from
+    prompt: str
+    seed: int
+    injected: tuple[str, ...]
+
+
+def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
+    """The source dataset spec and the images of one generated folder, in manifest order."""
+    folder = Path(folder)
+    manifest, lines = folder / "manifest.json", folder / "manifest.jsonl"
+    for path in (manifest, lines):
+        if not path.is_file():
+            raise DiffreidError(f"{path}: missing; --generated takes folders written by `diffreid generate`")
+    try:
+        source = json.loads(manifest.read_text(encoding="utf-8"))["config"]["data"]
+    except (ValueError, KeyError, TypeError):
+        raise DiffreidError(f"{manifest}: names no source dataset (config.data); was it written by "
+                            "`diffreid generate`?") from None
+    items = []
+    for number, line in enumerate(lines.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            items.append(Generated(inside_root(folder, entry["file"], lines), int(entry["pid"]),
+                                   entry.get("source", source), entry.get("prompt", ""), int(entry.get("seed", -1)),
+                                   tuple(entry.get("injected", ()))))
+        except (ValueError, KeyError, TypeError) as error:
+            raise DiffreidError(f"{lines}:{number}: not a generated-image entry ({error}); each line needs "
+                                "file and pid") from None
+    return source, items
