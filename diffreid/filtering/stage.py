@@ -163,7 +163,7 @@ def _filter_identity(out: Path, gpid: int, source: str, pid: int, items: list[Ge
         position = {str(item.path): i for i, item in enumerate(items)}
         per_scorer = []
         for scorer, view in zip(scorers, views):
-            features, probabilities, kept = scorer.embed(records, config.score == "prob", desc=f"identity {pid}")
+            features, probabilities, kept = scorer.embed(records, config.score == "prob", desc="")
             rows = np.array([position[str(r.path)] for r in kept], dtype=int)
             claimed = np.full(len(kept), pid)
             class_index = scorer.class_index(source, claimed) if config.score == "prob" else None

@@ -40,9 +40,11 @@ def iter_features(model: Callable[[np.ndarray], np.ndarray], records: Sequence[R
     """Features of every readable image, a batch at a time, with the records they belong to.
 
     An unreadable image is reported and skipped, never silently: each batch's records
-    say which images its feature rows are for.
+    say which images its feature rows are for. An empty `desc` hides the progress bar
+    (for callers that show their own).
     """
-    with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(records), desc=desc, unit="img") as bar:
+    with ThreadPoolExecutor(max_workers=4) as pool, tqdm(total=len(records), desc=desc, unit="img",
+                                                         disable=not desc) as bar:
         for start in range(0, len(records), batch_size):
             batch = records[start:start + batch_size]
             images, kept = [], []
