@@ -103,6 +103,11 @@ def test_filter_shards_resume_and_merge_to_the_same_result(planted, shared_data,
     if not whole.exists():
         run(FilterConfig(**config, out=whole))
     assert (tmp_path / "sharded" / "manifest.jsonl").read_text() == (whole / "manifest.jsonl").read_text()
+    # a run killed inside an identity redoes that identity only, and ends the same
+    (tmp_path / "sharded" / ".units" / "3.json").unlink()
+    (tmp_path / "sharded" / "manifest.jsonl").unlink()
+    run(FilterConfig(**config, out=tmp_path / "sharded"))
+    assert (tmp_path / "sharded" / "manifest.jsonl").read_text() == (whole / "manifest.jsonl").read_text()
     with pytest.raises(DiffreidError, match="other settings"):
         run(FilterConfig(**config, out=tmp_path / "sharded", percentile=10))
     with pytest.raises(DiffreidError, match="no --scorer for source"):
@@ -121,3 +126,52 @@ def test_real_genuine_and_impostors_on_cuhk01(shared_data, tmp_path):
     assert result["genuine_kept"] >= 0.85
     assert result["random_dropped"] >= 0.97
     assert result["auc"]["random"] > result["auc"]["lookalike"]  # look-alikes are the hard case
+
+
+def test_market_readers_parse_diffperson_names():
+    import re
+
+    from diffreid.filtering.diffperson import file_name
+
+    torchreid_pattern = re.compile(r"([-\d]+)_c(\d)")  # torchreid's and fast-reid's Market-1501 pattern
+    for pid in (1, 5183, 123456):
+        found = torchreid_pattern.search(file_name(pid, 7))
+        assert (int(found.group(1)), int(found.group(2))) == (pid, 1)
+
+
+def test_near_copies_of_source_images_are_dropped(planted, shared_data, tmp_path):
+    root, spec, paths, good, bad = planted
+    source_images = sorted((root / "source" / "bounding_box_train").glob("*.jpg"))[:5]
+    copies = [(int(p.name[:4]), Image.open(p).convert("RGB")) for p in source_images]
+    copy_paths = write_generated(tmp_path / "copies", spec, copies)
+    out = run(FilterConfig(generated=(root / "generated", tmp_path / "copies"),
+                           scorers=(f"market1501={shared_data / OSNET}",), out=tmp_path / "out"))
+    reasons = {e["generated"]: e["reason"] for u in (out / ".units").glob("[0-9]*.json")
+               for e in json.loads(u.read_text())["entries"]}
+    assert all(reasons[str(p)] == "near_duplicate" for p in copy_paths)
+    assert json.loads((out / "filter_report.json").read_text())["dropped"]["near_duplicate"] >= len(copy_paths)
+    # without the guard the same copies pass: they are the identity itself
+    loose = run(FilterConfig(generated=(tmp_path / "copies",), scorers=(f"market1501={shared_data / OSNET}",),
+                             out=tmp_path / "loose", near_duplicate=None))
+    assert json.loads((loose / "filter_report.json").read_text())["kept"] == len(copy_paths)
+
+
+def test_prob_score_is_the_run_classifier_probability(planted, tmp_path):
+    from diffreid.config import load_train_config
+    from diffreid.reid.loading import load_reid_model
+    from diffreid.reid.features import load_resized
+    from diffreid.reid.trainer import run as train
+
+    root, spec, paths, good, bad = planted
+    scorer = train(load_train_config("cpu-tiny", {"data": (spec,), "out": tmp_path / "run"}))
+    out = run(FilterConfig(generated=(root / "generated",), scorers=(f"{spec}={scorer}",), out=tmp_path / "prob",
+                           score="prob", threshold=0.0, near_duplicate=None))
+    report = json.loads((out / "filter_report.json").read_text())
+    assert report["kept"] == len(paths) - report["dropped"]["unreadable"]  # threshold 0 keeps every readable image
+    line = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
+    model = load_reid_model(str(scorer))
+    unit = json.loads((out / ".units" / f"{line['pid']}.json").read_text())
+    first = next(e for e in unit["entries"] if e["file"] == line["file"])
+    probabilities = model.classify(load_resized(first["generated"], model.input_size)[None])
+    own = list(model.class_pids).index(line["source_pid"])
+    assert line["score"] == pytest.approx(float(probabilities[0, own]), abs=1e-5)
