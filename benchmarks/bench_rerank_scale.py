@@ -21,7 +21,6 @@ import math
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 import common
 import peer

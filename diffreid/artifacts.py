@@ -105,3 +105,16 @@ def log_to_file(path: Path) -> logging.Handler:
     if logging.getLogger().level > logging.INFO:
         logging.getLogger().setLevel(logging.INFO)
     return handler
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """`--shard K/N` as (K, N); None is the whole job (1, 1)."""
+    if text is None:
+        return 1, 1
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise DiffreidError(f"--shard {text!r} is not K/N, e.g. 2/8") from None
+    if not 1 <= k <= n:
+        raise DiffreidError(f"--shard {text}: K must be between 1 and N")
+    return k, n

@@ -62,6 +62,43 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--device", default=None, help="blip2: torch device (default: cuda when there is one)")
     caption.set_defaults(handler=_caption)
 
+    tune = commands.add_parser("finetune", help="fine-tune a base model on identities: IIR tokens, LoRA, "
+                                                 "Diversity Injection (FSPP); resumes a killed run")
+    tune.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset whose train identities to learn")
+    tune.add_argument("--captions", type=Path, required=True, help="folder written by diffreid caption")
+    tune.add_argument("--base-model", default="tiny", help="tiny, a model folder or a hub id of SD v1.x")
+    tune.add_argument("--out", type=Path, required=True, help="the generator folder")
+    tune.add_argument("--iir", choices=("table", "encoder"), default=None)
+    tune.add_argument("--encoder-model", default=None, help="--iir encoder: the Re-ID model whose features it reads")
+    tune.add_argument("--identity-tokens", type=int, default=None, metavar="K")
+    tune.add_argument("--lora-rank", type=int, default=None)
+    tune.add_argument("--full", action="store_true", help="fine-tune the whole UNet instead of LoRA adapters")
+    tune.add_argument("--prior-weight", type=float, default=None, metavar="LAMBDA", help="FSPP weight (0: off)")
+    tune.add_argument("--reference-set", type=Path, default=None, help="an attribute reference set to reuse")
+    tune.add_argument("--steps", type=int, default=None)
+    tune.add_argument("--batch-size", type=int, default=None)
+    tune.add_argument("--lr", type=float, default=None)
+    tune.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    tune.add_argument("--gradient-checkpointing", action="store_true")
+    tune.add_argument("--seed", type=int, default=None)
+    tune.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                      help="any other FinetuneConfig field, value in YAML (e.g. --set lora_targets=[to_q,to_v])")
+    tune.set_defaults(handler=_finetune)
+
+    gen = commands.add_parser("generate", help="sample new images of every identity of a generator")
+    gen.add_argument("--generator", type=Path, required=True, help="folder written by diffreid finetune")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--per-identity", type=int, default=10)
+    gen.add_argument("--shard", default=None, metavar="K/N", help="generate identities K, K+N, ... only")
+    gen.add_argument("--steps", type=int, default=25, help="DPM-Solver++ steps")
+    gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
+    gen.add_argument("--no-injection", action="store_true", help="no Diversity Injection attributes in the prompts")
+    gen.add_argument("--batch-size", type=int, default=8)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    gen.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
+    gen.set_defaults(handler=_generate)
+
     filt = commands.add_parser("filter", help="keep generated images a Re-ID model is confident about (CTF); "
                                               "write Diff-Person in Market-1501 layout")
     filt.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
@@ -195,6 +232,32 @@ def _train(args: argparse.Namespace) -> int:
     config = load_train_config(args.preset, {**overrides, "data": tuple(args.data), "out": args.out})
     out = run(config)
     print(f"wrote {out}")
+    return 0
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from diffreid.config import FinetuneConfig, build_config
+    from diffreid.synthesis.finetune import run
+
+    values = {name: getattr(args, name) for name in ("iir", "encoder_model", "identity_tokens", "lora_rank",
+                                                      "prior_weight", "reference_set", "steps", "batch_size", "lr",
+                                                      "mixed_precision", "seed")
+              if getattr(args, name) is not None}
+    values |= {name: True for name in ("full", "gradient_checkpointing") if getattr(args, name)}
+    config = build_config(FinetuneConfig, {**values, **_set_fields(args.set), "data": args.data,
+                                           "captions": args.captions, "base_model": args.base_model, "out": args.out})
+    print(f"wrote {run(config)}")
+    return 0
+
+
+def _generate(args: argparse.Namespace) -> int:
+    from diffreid.config import GenerateConfig
+    from diffreid.synthesis.generate import run
+
+    config = GenerateConfig(generator=args.generator, out=args.out, per_identity=args.per_identity, shard=args.shard,
+                            steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
+                            batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
+    print(f"wrote {run(config)}")
     return 0
 
 

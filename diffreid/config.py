@@ -207,3 +207,54 @@ class FilterConfig:
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     batch_size: int = 64
     jpeg_quality: int = 95
+
+
+@dataclass
+class FinetuneConfig:
+    """`diffreid finetune`: identities into a base model (IIR + LoRA) with Diversity Injection (FSPP)."""
+
+    data: str
+    captions: Path  # folder of `diffreid caption`: captions.jsonl and identities.jsonl
+    out: Path
+    base_model: str = "tiny"  # "tiny", a model folder or a hub id (CompVis/stable-diffusion-v1-4)
+    image_size: tuple[int, int] | None = None  # None: the base model's
+    iir: str = "table"  # "table" (learned per identity) or "encoder" (from Re-ID features)
+    identity_tokens: int = 4  # K
+    encoder_model: str | None = None  # iir encoder: the Re-ID model whose features it reads
+    lora_rank: int = 8
+    lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")
+    full: bool = False  # fine-tune the whole UNet instead of LoRA adapters
+    prior_weight: float = 1.0  # lambda of the FSPP loss; 0 turns Diversity Injection's loss off
+    reference_set: Path | None = None  # None: built in OUT/reference_set from the frozen base model
+    reference_size: int = 200
+    steps: int = 2000
+    batch_size: int = 16
+    prior_batch_size: int = 8
+    lr: float = 1e-4
+    iir_lr: float = 5e-3
+    warmup_steps: int = 100
+    snr_gamma: float | None = 5.0
+    checkpoint_every: int = 250
+    log_every: int = 25
+    sample_steps: int = 25
+    mixed_precision: str = "auto"
+    gradient_checkpointing: bool = False
+    encode_batch: int = 32
+    seed: int = 0
+
+
+@dataclass
+class GenerateConfig:
+    """`diffreid generate`: new images of every identity a generator learnt."""
+
+    generator: Path  # a folder written by `diffreid finetune`
+    out: Path
+    per_identity: int = 10
+    shard: str | None = None  # "K/N": identities K, K+N, ... of all
+    steps: int = 25  # DPM-Solver++ steps
+    guidance: float = 5.0
+    injection: bool = True  # join attribute phrases absent from the identity's captions (DI)
+    batch_size: int = 8
+    seed: int = 0
+    compile: bool = False  # torch.compile the UNet (GPU)
+    dtype: str = "auto"  # "auto" (fp16 / bf16 on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, parse_shard, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import FilterConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
@@ -33,18 +33,6 @@ from diffreid.filtering.scores import SCORES, Reference, confidence, cross_camer
 
 log = logging.getLogger(__name__)
 REASONS = ("kept", "low_score", "near_duplicate", "unreadable", "unknown_identity")
-
-
-def parse_shard(text: str | None) -> tuple[int, int]:
-    if text is None:
-        return 1, 1
-    try:
-        k, n = (int(v) for v in text.split("/"))
-    except ValueError:
-        raise DiffreidError(f"--shard {text!r} is not K/N, e.g. 2/8") from None
-    if not 1 <= k <= n:
-        raise DiffreidError(f"--shard {text}: K must be between 1 and N")
-    return k, n
 
 
 def run(config: FilterConfig) -> Path:

@@ -13,7 +13,9 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -59,3 +61,40 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise DiffreidError(f"{path}: unreadable checkpoint ({error}); delete it to resume from the one before") \
             from None
     return tensors, state
+
+
+def check_same_run(out: Path, config: dict, resumable: tuple[str, ...], command: str) -> None:
+    """Refuse to resume `out` with a config that differs but for the `resumable` fields."""
+    import yaml
+
+    path = out / "config.yaml"
+    if not path.is_file() or not checkpoints(out / "checkpoints"):
+        return  # nothing trained yet: a new config simply replaces the old
+    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    changed = sorted(k for k in config if k not in (*resumable, "out") and before.get(k) != config[k])  # a moved run resumes
+    if changed:
+        differences = ", ".join(f"{k}: {before.get(k)!r} -> {config[k]!r}" for k in changed)
+        raise DiffreidError(f"{out}: holds a {command} run with a different config ({differences}); "
+                            "resume with the same options or use a new --out")
+
+
+@contextmanager
+def open_run(out: Path, config: dict, resumable: tuple[str, ...], command: str) -> Iterator[Path]:
+    """A step-counted run's folder: the config checked against what it holds and written,
+    and the log appended to `train.log` while the block runs."""
+    import logging
+
+    import yaml
+
+    from diffreid.artifacts import log_to_file, write_text_atomic
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    check_same_run(out, config, resumable, command)
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    handler = log_to_file(out / "train.log")
+    try:
+        yield out
+    finally:
+        logging.getLogger().removeHandler(handler)
+        handler.close()

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import TrainConfig, config_dict
 from diffreid.errors import DiffreidError
-from diffreid.reid.checkpoints import checkpoints, load_checkpoint, save_checkpoint
+from diffreid.reid.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
 from diffreid.reid.curves import plot_curves
 from diffreid.reid.init import resolve_init
 from diffreid.reid.losses import TRIPLETS, CenterLoss, reid_loss
@@ -62,19 +62,6 @@ def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
         raise DiffreidError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(kinds)}")
     return kinds[config.optimizer]([p for p in parameters if p.requires_grad], lr=config.lr,
                                    weight_decay=config.weight_decay)
-
-
-def _check_same_run(out: Path, config: TrainConfig) -> None:
-    path = out / "config.yaml"
-    if not path.is_file() or not checkpoints(out / "checkpoints"):
-        return  # nothing trained yet: a new config simply replaces the old
-    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    now = config_dict(config)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
-    if changed:
-        differences = ", ".join(f"{k}: {before.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise DiffreidError(f"{out}: holds a run with a different config ({differences}); "
-                            "resume with the same options or use a new --out")
 
 
 def _validate(config: TrainConfig) -> None:
@@ -154,7 +141,7 @@ def run(config: TrainConfig) -> Path:
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
-        _check_same_run(out, config)
+        check_same_run(out, config_dict(config), RESUMABLE_CHANGES, "train")
     accelerator.wait_for_everyone()
     handler = log_to_file(out / "train.log") if main else None
     try:

@@ -24,15 +24,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
-from diffreid.reid.checkpoints import checkpoints, load_checkpoint, save_checkpoint
+from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
 from diffreid.synthesis.base_model import MiniatureShape, new_miniature
@@ -74,7 +73,8 @@ def _load_image(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
 
 @torch.no_grad()
 def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]], folder: Path) -> tuple[torch.Tensor, list[str]]:
-    """Raw codec latents of every image and its caption; chunks already on disk are reused."""
+    """Raw codec latents of every readable image and its label (a caption, or anything JSON);
+    chunks already on disk are reused."""
     folder.mkdir(parents=True, exist_ok=True)
     latents, captions = [], []
     chunks = range(0, len(items), CHUNK)
@@ -87,7 +87,7 @@ def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]],
                 batch = [(_load_image(p, config.image_size), c) for p, c in part[i:i + config.encode_batch]]
                 batch = [(x, c) for x, c in batch if x is not None]
                 if batch:
-                    encoded.append(codec.encoder(torch.stack([x for x, _ in batch])).half())
+                    encoded.append(codec.encode(torch.stack([x for x, _ in batch])).half())
                     kept += [c for _, c in batch]
             with atomic_path(path) as tmp:
                 save_file({"latents": torch.cat(encoded)}, tmp, metadata={"captions": json.dumps(kept)})
@@ -129,28 +129,11 @@ def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor
     return (per_item * weight).mean()
 
 
-def _check_same_run(out: Path, config: BaseTrainConfig) -> None:
-    path = out / "config.yaml"
-    if not path.is_file() or not checkpoints(out / "checkpoints"):
-        return
-    before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    now = config_dict(config)
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and before.get(k) != now[k])
-    if changed:
-        raise DiffreidError(f"{out}: holds a base-train run with a different config ({', '.join(changed)}); "
-                            "resume with the same options (steps may grow) or use a new --out")
-
-
 def run(config: BaseTrainConfig) -> Path:
     from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
-    out = Path(config.out)
-    out.mkdir(parents=True, exist_ok=True)
-    _check_same_run(out, config)
-    write_text_atomic(out / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
-    handler = log_to_file(out / "train.log")
-    try:
+    with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:
         shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
                                layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
                                text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
@@ -162,11 +145,8 @@ def run(config: BaseTrainConfig) -> Path:
         latents = (raw.float() - model.codec.shift) * model.codec.scale
         log.info("%d images (%d unreadable skipped), latents %s, shift %.4f scale %.4f", len(captions),
                  len(items) - len(captions), tuple(latents.shape[1:]), model.codec.shift, model.codec.scale)
-        _train(config, out, model, latents, captions, Accelerator(mixed_precision=resolve_precision(config.mixed_precision)),
-               EMAModel)
-    finally:
-        logging.getLogger().removeHandler(handler)
-        handler.close()
+        accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
+        _train(config, out, model, latents, captions, accelerator, EMAModel)
     return out
 
 

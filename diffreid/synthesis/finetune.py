@@ -1,0 +1,321 @@
+"""`diffreid finetune`: teach a base model many identities at once (stage one of Diffusion-ReID).
+
+Each training image's prompt joins the identity tokens (IIR) with its caption (LPE):
+"a photo of <id_0>…<id_3> person, {caption}". The UNet learns through LoRA adapters
+(peft; or wholly with `full`), the identity tokens through the IIR; the text encoder and
+codec stay frozen. Batches mix identities. Beside them, images of the Attribute
+Reference Set are denoised under their own fine-grained prompts and weighted by λ: the
+Fine-Grain-Specific Prior Preservation loss, so the model keeps drawing attributes the
+identities' images never show.
+
+GEN/ holds `generator.json` (base model, image size, K, IIR kind, adapter), `identities.json`,
+`identity.safetensors` (the IIR), `lora.safetensors` (peft's keys) or `unet/` (full),
+`config.yaml`, `checkpoints/step-NNNNNN/`, `train.log`, `metrics.jsonl`, `loss.png`,
+`samples.png` and `manifest.json`; `load_generator(GEN)` reads it back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.config import FinetuneConfig, config_dict
+from diffreid.data import load_dataset
+from diffreid.errors import DiffreidError
+from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
+from diffreid.reid.curves import plot_curves
+from diffreid.runtime import resolve_precision
+from diffreid.synthesis.base_model import BaseModel, load_base_model
+from diffreid.synthesis.base_train import cache_latents, denoising_loss
+from diffreid.synthesis.diversity import prior_preservation_loss
+from diffreid.synthesis.identity import (
+    IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
+from diffreid.synthesis.reference_set import build_reference_set, read_reference_set
+from diffreid.synthesis.sampling import grid, sample_latents, to_pil
+
+log = logging.getLogger(__name__)
+RESUMABLE = ("steps", "checkpoint_every", "log_every", "sample_steps")
+
+
+def read_captions(folder: Path, dataset_root: Path) -> tuple[dict[Path, str], dict[int, str]]:
+    """Per-image captions (by absolute path) and per-identity descriptions from `diffreid caption`."""
+    folder = Path(folder)
+    images, identities = folder / "captions.jsonl", folder / "identities.jsonl"
+    for path in (images, identities):
+        if not path.is_file():
+            raise DiffreidError(f"{path}: missing; run `diffreid caption --data ... --out {folder}` first")
+    captions = {}
+    for line in images.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            captions[(Path(dataset_root) / entry["image"]).resolve()] = entry["caption"]
+    descriptions = {int(e["pid"]): e["description"] for e in
+                    (json.loads(line) for line in identities.read_text(encoding="utf-8").splitlines() if line.strip())}
+    return captions, descriptions
+
+
+def _lr_factor(config: FinetuneConfig, step: int) -> float:
+    return min(1.0, (step + 1) / max(1, config.warmup_steps))
+
+
+@dataclass
+class Generator:
+    """A fine-tuned base model with its identities: what `diffreid generate` samples from."""
+
+    model: BaseModel
+    iir: torch.nn.Module
+    placeholder_ids: list[int]
+    identities: list[dict]  # index -> {"pid", "description", "captions"}
+    settings: dict  # generator.json
+
+    @property
+    def k(self) -> int:
+        return len(self.placeholder_ids)
+
+    def context(self, prompts: list[str], index: torch.Tensor | None) -> torch.Tensor:
+        """Text embeddings of `prompts`, identity tokens of identities `index` swapped in."""
+        ids = self.model.tokenize(prompts).to(self.model.text_encoder.device)
+        vectors = self.iir(index.to(ids.device)) if index is not None else None
+        with identity_tokens(self.model.text_encoder, self.placeholder_ids, vectors):
+            return self.model.text_encoder(ids).last_hidden_state
+
+
+def _identity_model(config: FinetuneConfig, model: BaseModel, pids: list[int], records) -> torch.nn.Module:
+    anchor = anchor_embedding(model.tokenizer, model.text_encoder)
+    if config.iir == "table":
+        return IdentityTable(len(pids), config.identity_tokens, anchor, seed=config.seed)
+    if config.iir != "encoder":
+        raise DiffreidError(f"unknown IIR {config.iir!r}; use table or encoder")
+    if not config.encoder_model:
+        raise DiffreidError("--iir encoder reads identities' image features: give --encoder-model (a Re-ID model)")
+    from diffreid.reid.features import extract_features
+    from diffreid.reid.loading import load_reid_model
+
+    reid = load_reid_model(config.encoder_model)
+    features, kept = extract_features(reid, records, reid.input_size, desc="identity features")
+    return IdentityEncoder(identity_features(features, [r.pid for r in kept], pids), config.identity_tokens, anchor)
+
+
+def identity_features(features: np.ndarray, image_pids: list[int], pids: list[int]) -> torch.Tensor:
+    """Each identity's mean L2-normalised feature, in the order of `pids`."""
+    features = features / np.linalg.norm(features, axis=1, keepdims=True)
+    image_pids = np.asarray(image_pids)
+    return torch.from_numpy(np.stack([features[image_pids == pid].mean(axis=0) for pid in pids]))
+
+
+def _prepare_unet(config: FinetuneConfig, model: BaseModel) -> None:
+    unet = model.unet
+    unet.requires_grad_(config.full)
+    if not config.full:
+        from peft import LoraConfig
+
+        unet.add_adapter(LoraConfig(r=config.lora_rank, lora_alpha=config.lora_rank, init_lora_weights="gaussian",
+                                    target_modules=list(config.lora_targets)))
+    if config.gradient_checkpointing:
+        unet.enable_gradient_checkpointing()
+
+
+def run(config: FinetuneConfig) -> Path:
+    with open_run(config.out, config_dict(config), RESUMABLE, "finetune") as out:
+        return _finetune(config, out)
+
+
+def _finetune(config: FinetuneConfig, out: Path) -> Path:
+    from accelerate import Accelerator
+
+    torch.manual_seed(config.seed)
+    model = load_base_model(config.base_model, tuple(config.image_size) if config.image_size else None)
+    dataset = load_dataset(config.data).require("train")
+    captions, descriptions = read_captions(config.captions, dataset.root)
+    pids = sorted({r.pid for r in dataset.train})
+    index_of = {pid: i for i, pid in enumerate(pids)}
+    items = [(r.path, [index_of[r.pid], captions.get(Path(r.path).resolve(), "")]) for r in dataset.train]
+    sizing = _Sizing(model.image_size, config.encode_batch)
+    latents, labels = cache_latents(sizing, model.codec, items, out / "cache" / "identities")
+    identity_index = torch.tensor([label[0] for label in labels])
+    prompts = [identity_prompt(config.identity_tokens, label[1]) for label in labels]
+
+    reference, reference_prompts = None, []
+    if config.prior_weight > 0:
+        folder = Path(config.reference_set or out / "reference_set")
+        if config.reference_set is None:
+            build_reference_set(model, folder, config.reference_size, config.seed, steps=config.sample_steps)
+        entries = read_reference_set(folder)
+        reference, reference_prompts = cache_latents(sizing, model.codec, entries, out / "cache" / "reference")
+    placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, config.identity_tokens)
+    iir = _identity_model(config, model, pids, dataset.train)
+    model.text_encoder.requires_grad_(False)
+    model.codec.requires_grad_(False)
+    _prepare_unet(config, model)
+    unet_params = [p for p in model.unet.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": unet_params, "lr": config.lr},
+                                   {"params": list(iir.parameters()), "lr": config.iir_lr, "weight_decay": 0.0}])
+    seen: dict[int, set[str]] = {pid: set() for pid in pids}
+    for label in labels:
+        seen[pids[label[0]]].add(label[1])
+    generator = Generator(model, iir, placeholder_ids, [{"pid": pid, "description": descriptions.get(pid, ""),
+                                                         "captions": sorted(seen[pid] - {""})} for pid in pids], {})
+    start, rows = _restore(out, model, iir, optimizer)
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
+    unet, optimizer = accelerator.prepare(model.unet, optimizer)
+    model.text_encoder.to(accelerator.device)
+    iir.to(accelerator.device)
+    log.info("%d images of %d identities, %d reference images (λ %.2f); %s; %d trainable UNet parameters, "
+             "%d IIR parameters", len(labels), len(pids), len(reference_prompts), config.prior_weight,
+             "full UNet" if config.full else f"LoRA rank {config.lora_rank}", sum(p.numel() for p in unet_params),
+             sum(p.numel() for p in iir.parameters()))
+    unet.train()
+    window, tick = [], time.time()
+    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="finetune", unit="step")
+    for step in bar:
+        rng = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        for group, base in zip(optimizer.param_groups, (config.lr, config.iir_lr)):
+            group["lr"] = base * _lr_factor(config, step)
+        pick = torch.randint(0, len(latents), (config.batch_size,), generator=rng)
+        with accelerator.autocast():
+            context = generator.context([prompts[i] for i in pick], identity_index[pick])
+            identity_loss = denoising_loss(unet, model.noise_scheduler, latents[pick].float().to(accelerator.device),
+                                           context, rng, config.snr_gamma)
+            prior_loss = None
+            if reference is not None:
+                chosen = torch.randint(0, len(reference), (config.prior_batch_size,), generator=rng)
+                prior_context = generator.context([reference_prompts[i] for i in chosen], None)
+                prior_loss = denoising_loss(unet, model.noise_scheduler,
+                                            reference[chosen].float().to(accelerator.device), prior_context, rng,
+                                            config.snr_gamma)
+            loss = prior_preservation_loss(identity_loss, prior_loss, config.prior_weight)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(unet_params + list(iir.parameters()), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        window.append((identity_loss.item(), prior_loss.item() if prior_loss is not None else float("nan")))
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        done = step + 1
+        if done % config.log_every == 0 or done == config.steps:
+            rows.append({"step": done, "loss_identity": float(np.mean([w[0] for w in window])),
+                         "loss_prior": float(np.nanmean([w[1] for w in window])) if reference is not None else None,
+                         "images_per_second": len(window) * config.batch_size / (time.time() - tick)})
+            rows[-1] = {k: v for k, v in rows[-1].items() if v is not None}
+            log.info("step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items() if k != "step"))
+            write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+            plot_curves(rows, out / "loss.png", x="step")
+            window, tick = [], time.time()
+        if done % config.checkpoint_every == 0 or done == config.steps:
+            save_checkpoint(out / "checkpoints", done, _trainable(model, iir), {"optimizer": optimizer.state_dict()},
+                            unit="step")
+    unet.eval()
+    _save_generator(out, config, model, iir, generator.identities)
+    _sample_sheet(load_generator(out), out / "samples.png", config.sample_steps)
+    write_manifest(out, "finetune", config_dict(config),
+                   counts={"images": len(labels), "identities": len(pids), "reference_images": len(reference_prompts),
+                           "steps": config.steps},
+                   inputs={"data": config.data, "captions": str(config.captions), "base_model": config.base_model})
+    return out
+
+
+@dataclass
+class _Sizing:
+    """What `cache_latents` needs to know: the size to encode at and the batch."""
+
+    image_size: tuple[int, int]
+    encode_batch: int
+
+
+def _trainable(model: BaseModel, iir: torch.nn.Module) -> dict[str, torch.Tensor]:
+    tensors = {f"iir.{k}": v for k, v in iir.state_dict().items()}
+    tensors |= {f"unet.{name}": p.detach() for name, p in model.unet.named_parameters() if p.requires_grad}
+    return tensors
+
+
+def _restore(out: Path, model: BaseModel, iir: torch.nn.Module, optimizer) -> tuple[int, list[dict]]:
+    found = checkpoints(out / "checkpoints")
+    if not found:
+        return 0, []
+    tensors, state = load_checkpoint(found[-1][1])
+    iir.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("iir.")})
+    parameters = dict(model.unet.named_parameters())
+    with torch.no_grad():
+        for key, value in tensors.items():
+            if key.startswith("unet."):
+                parameters[key[5:]].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    step = state["epoch"]
+    metrics = out / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()] \
+        if metrics.is_file() else []
+    log.info("resuming from step %d", step)
+    return step, [row for row in rows if row["step"] <= step]
+
+
+def _save_generator(out: Path, config: FinetuneConfig, model: BaseModel, iir: torch.nn.Module,
+                    identities: list[dict]) -> None:
+    with atomic_path(out / "identity.safetensors") as tmp:
+        save_file({k: v.contiguous() for k, v in iir.state_dict().items()}, tmp)
+    if config.full:
+        model.unet.save_pretrained(out / "unet")
+    else:
+        from peft.utils import get_peft_model_state_dict
+
+        with atomic_path(out / "lora.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(model.unet).items()}, tmp)
+    write_json_atomic(out / "identities.json", identities)
+    write_json_atomic(out / "generator.json", {
+        "base_model": config.base_model, "image_size": list(model.image_size), "data": config.data,
+        "identity_tokens": config.identity_tokens, "iir": config.iir,
+        "identity_features": list(getattr(iir, "features", torch.zeros(0, 0)).shape),
+        "adapter": "full" if config.full else "lora",
+        "lora": None if config.full else {"rank": config.lora_rank, "targets": list(config.lora_targets)},
+        "codec": {"shift": getattr(model.codec, "shift", None), "scale": getattr(model.codec, "scale", None)}})
+
+
+def load_generator(folder: str | Path) -> Generator:
+    folder = Path(folder)
+    path = folder / "generator.json"
+    if not path.is_file():
+        raise DiffreidError(f"{path}: missing; --generator takes a folder written by `diffreid finetune`")
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    model = load_base_model(settings["base_model"], tuple(settings["image_size"]))
+    placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, settings["identity_tokens"])
+    identities = json.loads((folder / "identities.json").read_text(encoding="utf-8"))
+    state = load_file(folder / "identity.safetensors")
+    anchor = anchor_embedding(model.tokenizer, model.text_encoder)
+    if settings["iir"] == "table":
+        iir = IdentityTable(len(identities), settings["identity_tokens"], anchor)
+    else:
+        iir = IdentityEncoder(state["features"], settings["identity_tokens"], anchor)
+    iir.load_state_dict(state)
+    if settings["adapter"] == "full":
+        from diffusers import UNet2DConditionModel
+
+        model.unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
+    else:
+        from peft import LoraConfig
+        from peft.utils import set_peft_model_state_dict
+
+        lora = settings["lora"]
+        model.unet.add_adapter(LoraConfig(r=lora["rank"], lora_alpha=lora["rank"], target_modules=lora["targets"]))
+        set_peft_model_state_dict(model.unet, load_file(folder / "lora.safetensors"))
+    for module in (model.unet, iir):
+        module.eval().requires_grad_(False)
+    return Generator(model, iir, placeholder_ids, identities, settings)
+
+
+@torch.no_grad()
+def _sample_sheet(generator: Generator, path: Path, steps: int, n: int = 8) -> None:
+    """One image of each of the first identities, prompted with their descriptions."""
+    chosen = list(range(min(n, len(generator.identities))))
+    prompts = [identity_prompt(generator.k, generator.identities[i]["description"]) for i in chosen]
+    context = generator.context(prompts, torch.tensor(chosen))
+    uncond = generator.context([""], None)
+    latents = sample_latents(generator.model, context, uncond, [7 + i for i in chosen], steps=steps)
+    with atomic_path(path) as tmp:
+        grid(to_pil(generator.model.codec.decode(latents)), len(chosen)).save(tmp, format="PNG")
