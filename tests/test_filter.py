@@ -175,3 +175,19 @@ def test_prob_score_is_the_run_classifier_probability(planted, tmp_path):
     probabilities = model.classify(load_resized(first["generated"], model.input_size)[None])
     own = list(model.class_pids).index(line["source_pid"])
     assert line["score"] == pytest.approx(float(probabilities[0, own]), abs=1e-5)
+
+
+def test_identities_are_numbered_across_sources_without_collisions(tmp_path):
+    from diffreid.filtering.generated import read_generated
+    from diffreid.filtering.stage import _plan
+
+    image = Image.new("RGB", (8, 16))
+    write_generated(tmp_path / "a", "market1501:/data/market", [(5, image), (2, image), (5, image)])
+    write_generated(tmp_path / "b", "msmt17:/data/msmt", [(2, image), (9, image)])
+    folders = [read_generated(tmp_path / "a"), read_generated(tmp_path / "b")]
+    units = _plan(folders, ["market1501:/data/market", "msmt17:/data/msmt"])
+    assert [(gpid, source.split(":")[0], pid, len(items)) for gpid, source, pid, items in units] == [
+        (1, "market1501", 2, 1), (2, "market1501", 5, 2), (3, "msmt17", 2, 1), (4, "msmt17", 9, 1)]
+    (tmp_path / "a" / "manifest.jsonl").write_text('{"file": "../../etc/passwd", "pid": 1}\n')
+    with pytest.raises(DiffreidError, match="outside"):
+        read_generated(tmp_path / "a")
