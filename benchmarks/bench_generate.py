@@ -50,7 +50,8 @@ def sd_modules(model: str):
                         latent_channels=4, norm_num_groups=32,
                         down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4)
     tokenizer = CLIPTokenizer.from_pretrained(MINIATURE / "tokenizer", model_max_length=77)
-    scheduler = DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    scheduler = DPMSolverMultistepScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+                                            steps_offset=1)
     return tokenizer, text, unet, vae, scheduler
 
 
@@ -78,6 +79,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("sd14", "sd-small", "tiny-random"), default="sd-small")
     parser.add_argument("--images", type=int, default=8)
     parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=2, help="the sides alternate; the best run of each counts")
     args = parser.parse_args()
     torch.manual_seed(0)
     cuda = torch.cuda.is_available()
@@ -99,10 +101,12 @@ def main() -> None:
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.set_progress_bar_config(disable=True)
     ours(model, prompts[:1], 1, 2, 5.0)  # warm-up
-    mine = ours(model, prompts, args.batch, 25, 5.0)
-    same = pipeline_speed(pipe, prompts, args.batch, num_inference_steps=25, guidance_scale=5.0)
+    mine = same = 0.0
+    for _ in range(args.repeats):
+        mine = max(mine, ours(model, prompts, args.batch, 25, 5.0))
+        same = max(same, pipeline_speed(pipe, prompts, args.batch, num_inference_steps=25, guidance_scale=5.0))
     pipe.scheduler = PNDMScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
-                                   skip_prk_steps=True)  # SD v1.4's scheduler_config
+                                   skip_prk_steps=True, steps_offset=1)  # SD v1.4's scheduler_config
     pipe.to(torch_dtype=torch.float32)
     default = pipeline_speed(pipe, prompts, 1)
     print(f"diffreid generate path:              {mine:8.2f} img/s")
