@@ -1,0 +1,77 @@
+"""Is a generated image still its person, and how much new does it show? Judged by a Re-ID model.
+
+Identity consistency, with a scorer nobody here trained (e.g. the OSNet MSMT17 model):
+(a) the mean cosine of each generated image to its identity's real centroid against its
+nearest other identity's centroid; (b) Rank-1 and mAP of generated images as queries
+against the identities' real images as gallery. Real images of other cameras, scored the
+same way, are the reference generated ones should approach. Spread: how far an
+identity's images lie from their own mean in the feature space, generated against real.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from diffreid.data import load_dataset
+from diffreid.data.records import Record
+from diffreid.evaluation.distance import l2_normalize
+from diffreid.evaluation.features import evaluate_features
+from diffreid.filtering.generated import read_generated
+from diffreid.filtering.scorers import Scorer
+from diffreid.filtering.scores import Reference
+
+
+def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, gallery: Reference) -> dict:
+    features = l2_normalize(features)
+    similarity = features @ reference.centroids.T
+    own = reference.index(pids)
+    own_cosine = similarity[np.arange(len(pids)), own]
+    similarity[np.arange(len(pids)), own] = -np.inf
+    nearest_other = similarity.max(axis=1)
+    ranks = evaluate_features(features, gallery.features, pids, gallery.image_pids, np.full(len(pids), -1),
+                              gallery.camids)
+    return {"images": int(len(pids)), "own_centroid_cosine": float(own_cosine.mean()),
+            "nearest_other_centroid_cosine": float(nearest_other.mean()),
+            "closer_to_own": float((own_cosine > nearest_other).mean()),
+            "rank1": float(ranks["cmc"][0]), "mAP": float(ranks["mAP"]), "spread": spread(features, pids)}
+
+
+def spread(features: np.ndarray, pids: np.ndarray) -> float:
+    """Mean cosine distance of an identity's images to their own mean direction, over identities."""
+    features = l2_normalize(features)
+    values = []
+    for pid in np.unique(pids):
+        members = features[pids == pid]
+        if len(members) > 1:
+            values.append(float(1 - (members @ l2_normalize(members.mean(axis=0, keepdims=True)).T).mean()))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def identity_consistency(model: str, generated: Path, real_camera: int | None = None,
+                         reference_camera: int | None = None) -> dict:
+    """Scores of generated images, and of real images as the reference.
+
+    The real images of the generated identities (all splits of the source dataset) form
+    the centroids and the gallery. With `reference_camera` / `real_camera` (e.g. 1 and 2
+    on CUHK01), the gallery holds `reference_camera`'s images and the real reference
+    queries are `real_camera`'s.
+    """
+    source, items = read_generated(generated)
+    pids = sorted({item.pid for item in items})
+    records = [r for split in ("train", "query", "gallery") for r in load_dataset(source).split(split)
+               if r.pid in set(pids)]
+    scorer = Scorer(model)
+    real, _, kept = scorer.embed(records, desc="real")
+    real_pids, real_cams = np.array([r.pid for r in kept]), np.array([r.camid for r in kept])
+    in_gallery = real_cams == reference_camera if reference_camera is not None else np.ones(len(kept), bool)
+    gallery = Reference.from_features(real[in_gallery], real_pids[in_gallery], real_cams[in_gallery])
+    made, _, made_kept = scorer.embed([Record(i.path, i.pid, -1, "generated") for i in items], desc="generated")
+    result = {"source": source, "identities": len(pids),
+              "generated": _summary(made, np.array([r.pid for r in made_kept]), gallery, gallery)}
+    if real_camera is not None:
+        queries = real_cams == real_camera
+        result["real"] = _summary(real[queries], real_pids[queries], gallery, gallery)
+    result["real_spread"] = spread(real, real_pids)
+    return result
