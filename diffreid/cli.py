@@ -133,28 +133,35 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=_evaluate)
 
     train = commands.add_parser("train", help="train a Re-ID model (BoT, AGW presets); resumes a killed run")
-    train.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
-                       help="training dataset (its train split); repeat to merge several")
-    train.add_argument("--out", type=Path, required=True, help="run directory (config, checkpoints, model)")
-    train.add_argument("--preset", default=None, help="a preset in configs/train/ (bot-r50, agw-r50, bot-swin-tiny, "
-                                                      "bot-r18-cpu, cpu-tiny) or a YAML file")
-    train.add_argument("--init", default=None, help="imagenet, imagenet:FILE_OR_HUB_ID, scratch or a backbone's "
-                                                    "weights file (default: the preset's)")
-    train.add_argument("--backbone", default=None)
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--batch-p", type=int, default=None, help="identities per batch")
-    train.add_argument("--batch-k", type=int, default=None, help="images per identity")
-    train.add_argument("--lr", type=float, default=None)
-    train.add_argument("--input-size", type=_input_size, default=None, metavar="HxW")
-    train.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
-    train.add_argument("--grad-accumulation", type=int, default=None)
-    train.add_argument("--eval-data", default=None, metavar="FORMAT:ROOT", help="evaluate on its query / gallery")
-    train.add_argument("--eval-every", type=int, default=None, metavar="EPOCHS")
-    train.add_argument("--num-workers", type=int, default=None)
-    train.add_argument("--seed", type=int, default=None)
-    train.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                       help="any other TrainConfig field, value in YAML (e.g. --set triplet=weighted)")
+    _training_arguments(train)
     train.set_defaults(handler=_train)
+
+    pretrain = commands.add_parser("pretrain", help="pre-train a backbone on Diff-Person (or any datasets) and "
+                                                      "export it as RUN/backbone.safetensors")
+    _training_arguments(pretrain)
+    pretrain.set_defaults(handler=_pretrain, preset="pretrain-paper")
+
+    setting = commands.add_parser("setting", help="a downstream setting: train with an init, test, add a row to "
+                                                  "the results table")
+    setting.add_argument("name", choices=("supervised", "small-scale", "few-shot", "dg"))
+    setting.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
+                         help="training dataset (dg: a source; repeat for several)")
+    setting.add_argument("--target", default=None, metavar="FORMAT:ROOT", help="test dataset (default: --data)")
+    setting.add_argument("--init", default="imagenet", help="imagenet, imagenet:FILE_OR_HUB_ID, scratch, or a "
+                                                            "pre-trained backbone.safetensors")
+    setting.add_argument("--preset", default="bot-r50", help="training preset (bot-r50, agw-r50, bot-r18-cpu, ...)")
+    setting.add_argument("--fraction", type=float, default=None,
+                         help="small-scale: of the identities (0.25); few-shot: of each identity's images (0.1)")
+    setting.add_argument("--one-per-camera", action="store_true", help="few-shot: one image per camera")
+    setting.add_argument("--out", type=Path, required=True, help="the run's folder")
+    setting.add_argument("--table", type=Path, default=None, help="results table folder (default: OUT/../results)")
+    setting.add_argument("--seed", type=int, default=0)
+    setting.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field")
+    setting.set_defaults(handler=_setting)
+
+    compare = commands.add_parser("compare", help="the results table with initialisations side by side")
+    compare.add_argument("table", type=Path, help="results table folder (holds results.csv)")
+    compare.set_defaults(handler=_compare)
 
     base = commands.add_parser("base-train", help="train the miniature base model on captioned person images; "
                                                   "resumes a killed run")
@@ -179,6 +186,31 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     export.set_defaults(handler=_export)
     return parser
+
+
+def _training_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options `train` and `pretrain` share."""
+    parser.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
+                        help="training dataset (its train split); repeat to merge several")
+    parser.add_argument("--out", type=Path, required=True, help="run directory (config, checkpoints, model)")
+    parser.add_argument("--preset", default=None, help="a preset in configs/train/ (bot-r50, agw-r50, bot-swin-tiny, "
+                                                       "bot-r18-cpu, cpu-tiny) or a YAML file")
+    parser.add_argument("--init", default=None, help="imagenet, imagenet:FILE_OR_HUB_ID, scratch or a backbone's "
+                                                     "weights file (default: the preset's)")
+    parser.add_argument("--backbone", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--batch-p", type=int, default=None, help="identities per batch")
+    parser.add_argument("--batch-k", type=int, default=None, help="images per identity")
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--input-size", type=_input_size, default=None, metavar="HxW")
+    parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    parser.add_argument("--grad-accumulation", type=int, default=None)
+    parser.add_argument("--eval-data", default=None, metavar="FORMAT:ROOT", help="evaluate on its query / gallery")
+    parser.add_argument("--eval-every", type=int, default=None, metavar="EPOCHS")
+    parser.add_argument("--num-workers", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help="any other TrainConfig field, value in YAML (e.g. --set triplet=weighted)")
 
 
 def _data_check(args: argparse.Namespace) -> int:
@@ -273,6 +305,25 @@ def _filter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting(args: argparse.Namespace) -> int:
+    from diffreid.config import SettingConfig
+    from diffreid.settings import run
+
+    summary = run(SettingConfig(name=args.name, data=tuple(args.data), out=args.out, target=args.target,
+                                init=args.init, preset=args.preset, fraction=args.fraction,
+                                one_per_camera=args.one_per_camera, table=args.table, overrides=_set_fields(args.set),
+                                seed=args.seed))
+    print(f"{summary['setting']} ({summary['init']}): Rank-1 {summary['rank1']:.1%}, mAP {summary['mAP']:.1%}")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from diffreid.settings.table import compare
+
+    print(compare(args.table))
+    return 0
+
+
 def _set_fields(items: list[str]) -> dict:
     """`--set FIELD=VALUE` flags, values read as YAML (`null`, lists and numbers work)."""
     import yaml
@@ -296,6 +347,14 @@ def _base_train(args: argparse.Namespace) -> int:
     config = build_config(BaseTrainConfig, {**values, **_set_fields(args.set), "data": tuple(args.data),
                                             "out": args.out})
     print(f"wrote {run(config) / 'model'}")
+    return 0
+
+
+def _pretrain(args: argparse.Namespace) -> int:
+    from diffreid.reid.export import export_backbone
+
+    _train(args)
+    print(f"wrote {export_backbone(args.out, args.out / 'backbone.safetensors')}")
     return 0
 
 

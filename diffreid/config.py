@@ -89,8 +89,10 @@ class TrainConfig:
     weight_decay: float = 5e-4
     warmup_epochs: int = 10  # linear warm-up from lr * warmup_factor
     warmup_factor: float = 0.1
+    lr_schedule: str = "step"  # "step" (x lr_gamma at lr_steps) or "cosine" (to lr * min_lr_factor at the end)
     lr_steps: tuple[int, ...] = (40, 70)  # epochs where lr is multiplied by lr_gamma
     lr_gamma: float = 0.1
+    min_lr_factor: float = 0.01
     label_smoothing: float = 0.1
     triplet: str = "batch_hard"  # "batch_hard", "weighted" (AGW) or "none"
     triplet_margin: float | None = 0.3  # None: soft margin
@@ -258,3 +260,20 @@ class GenerateConfig:
     seed: int = 0
     compile: bool = False  # torch.compile the UNet (GPU)
     dtype: str = "auto"  # "auto" (fp16 / bf16 on CUDA, fp32 on CPU), "fp32", "fp16", "bf16"
+
+
+@dataclass
+class SettingConfig:
+    """`diffreid setting`: one downstream run (train with an init, test, add a row to the results table)."""
+
+    name: str  # "supervised", "small-scale", "few-shot" or "dg"
+    data: tuple[str, ...]  # training datasets (dg: the sources)
+    out: Path
+    target: str | None = None  # test dataset; None: the (first) training dataset (dg needs one)
+    init: str = "imagenet"
+    preset: str = "bot-r50"  # agw-r50 for AGW, or any training preset
+    fraction: float | None = None  # small-scale: of identities (0.25); few-shot: of each identity's images (0.1)
+    one_per_camera: bool = False  # few-shot: one image per camera instead of a fraction
+    table: Path | None = None  # results table folder; None: OUT's parent / results
+    overrides: dict | None = None  # other TrainConfig fields
+    seed: int = 0

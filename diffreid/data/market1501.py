@@ -31,8 +31,10 @@ def parse_market_name(name: str) -> tuple[int, int] | None:
     return (int(match.group(1)), int(match.group(2))) if match else None
 
 
-def read_market_layout(root: Path, name: str, archive_dir: str, example: str) -> ReidDataset:
-    """Read the three split folders from `root`, or from `root/archive_dir` as torchreid accepts."""
+def read_market_layout(root: Path, name: str, archive_dir: str, example: str,
+                       required: tuple[str, ...] = tuple(FOLDERS)) -> ReidDataset:
+    """Read the three split folders from `root`, or from `root/archive_dir` as torchreid accepts;
+    a split not `required` may be absent."""
     base = root / archive_dir if (root / archive_dir).is_dir() else root
     if not any((base / folder).is_dir() for folder in FOLDERS.values()):
         raise DatasetError(
@@ -42,6 +44,8 @@ def read_market_layout(root: Path, name: str, archive_dir: str, example: str) ->
     dataset = ReidDataset(name=name, root=base)
     for split, folder_name in FOLDERS.items():
         folder = base / folder_name
+        if not folder.is_dir() and split not in required:
+            continue
         if not folder.is_dir():
             dataset.problems.append(Problem(
                 f"{split} folder {folder_name}/ missing; restore it from the {name} archive", folder, fatal=True))
@@ -71,3 +75,9 @@ def read_market1501(root: Path) -> ReidDataset:
 @register("dukemtmc", "dukemtmcreid")
 def read_dukemtmc(root: Path) -> ReidDataset:
     return read_market_layout(root, "dukemtmc", "DukeMTMC-reID", "0005_c2_f0046985.jpg")
+
+
+@register("diffperson")
+def read_diffperson(root: Path) -> ReidDataset:
+    """Diff-Person (`diffreid filter`): Market-1501 names, a training set only."""
+    return read_market_layout(root, "diffperson", "Diff-Person", "0001_c1s1_000000_00.jpg", required=("train",))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from contextlib import nullcontext
 from itertools import islice
@@ -48,11 +49,14 @@ RESUMABLE_CHANGES = {"epochs", "eval_data", "eval_every", "keep_checkpoints", "n
 
 
 def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Linear warm-up from lr·warmup_factor, then steps of lr_gamma at lr_steps (per epoch)."""
-    factor = 1.0
+    """Linear warm-up from lr·warmup_factor, then steps of lr_gamma at lr_steps, or a cosine
+    decay to lr·min_lr_factor at the last epoch (per epoch)."""
     if epoch < config.warmup_epochs:
-        factor = config.warmup_factor + (1 - config.warmup_factor) * epoch / config.warmup_epochs
-    return config.lr * factor * config.lr_gamma ** sum(epoch >= step for step in config.lr_steps)
+        return config.lr * (config.warmup_factor + (1 - config.warmup_factor) * epoch / config.warmup_epochs)
+    if config.lr_schedule == "cosine":
+        progress = (epoch - config.warmup_epochs) / max(1, config.epochs - 1 - config.warmup_epochs)
+        return config.lr * (config.min_lr_factor + (1 - config.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
+    return config.lr * config.lr_gamma ** sum(epoch >= step for step in config.lr_steps)
 
 
 def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
@@ -67,6 +71,8 @@ def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
 def _validate(config: TrainConfig) -> None:
     if config.triplet not in TRIPLETS:
         raise DiffreidError(f"unknown triplet loss {config.triplet!r}; expected one of {', '.join(TRIPLETS)}")
+    if config.lr_schedule not in ("step", "cosine"):
+        raise DiffreidError(f"unknown lr_schedule {config.lr_schedule!r}; expected step or cosine")
     if config.epochs < 1 or config.grad_accumulation < 1:
         raise DiffreidError("epochs and grad_accumulation must be at least 1")
     if config.eval_every and not config.eval_data:

@@ -1,0 +1,5 @@
+"""The downstream settings pre-trained backbones are judged in (Diffusion-ReID, section 4)."""
+
+from diffreid.settings.run import SETTINGS, run
+
+__all__ = ["SETTINGS", "run"]

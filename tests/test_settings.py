@@ -1,0 +1,79 @@
+"""Downstream settings: subsets, training with an init, the results table and the side-by-side view."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from diffreid.cli import main
+from diffreid.data import load_dataset
+from diffreid.errors import DiffreidError
+from diffreid.settings.subsets import subset_spec
+from diffreid.settings.table import compare, read_table
+
+
+def test_subsets_thin_the_train_split_and_keep_the_test(tiny_persons, tmp_path):
+    spec = f"market1501:{tiny_persons}"
+    full = load_dataset(spec)
+    half = load_dataset(subset_spec(spec, tmp_path / "half", identities=0.5, seed=1))
+    assert len({r.pid for r in half.train}) == 3 and {r.pid for r in half.train} < {r.pid for r in full.train}
+    assert len(half.query) == len(full.query) and len(half.gallery) == len(full.gallery)
+    shot = load_dataset(subset_spec(spec, tmp_path / "shot", one_per_camera=True))
+    per_identity = Counter((r.pid, r.camid) for r in shot.train)
+    assert set(per_identity.values()) == {1}
+    assert {r.pid for r in shot.train} == {r.pid for r in full.train}
+    tenth = load_dataset(subset_spec(spec, tmp_path / "tenth", images=0.1))
+    assert len(tenth.train) < len(full.train) / 5
+    with pytest.raises(DiffreidError, match="fraction"):
+        subset_spec(spec, tmp_path / "bad", identities=1.5)
+
+
+def test_settings_fill_the_table_and_compare_lays_out_inits(tiny_persons, tmp_path, capsys):
+    spec = f"market1501:{tiny_persons}"
+    common = ["--preset", "cpu-tiny", "--table", str(tmp_path / "results"), "--data", spec]
+    assert main(["setting", "supervised", "--init", "scratch", "--out", str(tmp_path / "sup"), *common]) == 0
+    assert main(["export", str(tmp_path / "sup" / "run"), "--out", str(tmp_path / "backbone.safetensors")]) == 0
+    backbone = str(tmp_path / "backbone.safetensors")
+    assert main(["setting", "few-shot", "--init", backbone, "--one-per-camera", "--out", str(tmp_path / "fs"),
+                 *common]) == 0
+    assert main(["setting", "supervised", "--init", backbone, "--out", str(tmp_path / "sup2"), *common]) == 0
+    rows = read_table(tmp_path / "results")
+    assert [(r["setting"], r["init"] == backbone) for r in rows] == [
+        ("supervised", False), ("few-shot", True), ("supervised", True)]
+    assert all(0 <= float(r["mAP"]) <= 1 and r["test"] == spec for r in rows)
+    table = compare(tmp_path / "results")
+    header, _, supervised, few_shot = table.splitlines()[:4]
+    assert "scratch" in header and backbone in header
+    assert supervised.count("%") == 4 and "—" in few_shot  # few-shot has no scratch run
+    capsys.readouterr()
+    assert main(["setting", "dg", "--out", str(tmp_path / "dg"), *common]) == 2
+    assert "--target" in capsys.readouterr().err
+
+
+def test_cosine_schedule_warms_up_then_decays_to_the_floor():
+    from diffreid.config import load_train_config
+    from diffreid.reid.trainer import learning_rate
+
+    config = load_train_config("pretrain-cpu", {"data": ("x:y",), "out": "o", "epochs": 11, "warmup_epochs": 1})
+    rates = [learning_rate(config, epoch) for epoch in range(11)]
+    assert rates[0] < rates[1] == pytest.approx(config.lr)
+    assert all(a > b for a, b in zip(rates[1:], rates[2:]))
+    assert rates[-1] == pytest.approx(config.lr * config.min_lr_factor)
+
+
+def test_pretrain_on_a_diffperson_folder_exports_a_backbone(tiny_persons, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from diffreid.reid.backbones import create_backbone
+
+    diffperson = tmp_path / "Diff-Person"
+    shutil.copytree(tiny_persons / "bounding_box_train", diffperson / "bounding_box_train")
+    dataset = load_dataset(f"diffperson:{diffperson}")
+    assert dataset.train and not dataset.problems
+    assert main(["pretrain", "--data", f"diffperson:{diffperson}", "--preset", "cpu-tiny", "--backbone",
+                 "mobilenet_v2", "--out", str(tmp_path / "pre")]) == 0
+    weights = load_file(tmp_path / "pre" / "backbone.safetensors")
+    create_backbone("mobilenet_v2").load_state_dict(weights)  # torchvision's keys, nothing missing
