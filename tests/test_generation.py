@@ -175,3 +175,23 @@ def test_generate_writes_the_contract_deterministically(tiny_generator, tmp_path
     other = run(GenerateConfig(**config, out=tmp_path / "other", seed=1, injection=False))
     line = json.loads((other / "manifest.jsonl").read_text().splitlines()[0])
     assert line["injected"] == [] and line["seed"] != first["seed"]
+
+
+def test_caption_finetune_generate_filter_through_the_cli(tiny_persons, tiny_base, shared_data, tmp_path):
+    """The stages chained by their artifacts alone, as a user runs them."""
+    from diffreid.cli import main
+
+    spec = f"market1501:{tiny_persons}"
+    assert main(["caption", "--data", spec, "--out", str(tmp_path / "captions"), "--captioner", "attributes"]) == 0
+    assert main(["finetune", "--data", spec, "--captions", str(tmp_path / "captions"), "--base-model", str(tiny_base),
+                 "--out", str(tmp_path / "gen"), "--steps", "2", "--batch-size", "2", "--lora-rank", "2",
+                 "--identity-tokens", "2", "--set", "reference_size=2", "--set", "prior_batch_size=1",
+                 "--set", "sample_steps=2", "--set", "checkpoint_every=2"]) == 0
+    assert main(["generate", "--generator", str(tmp_path / "gen"), "--out", str(tmp_path / "generated"),
+                 "--per-identity", "2", "--steps", "2"]) == 0
+    assert main(["filter", "--generated", str(tmp_path / "generated"), "--scorer",
+                 f"market1501={shared_data / 'models' / 'osnet_x0_25_msmt17.onnx'}", "--out",
+                 str(tmp_path / "diffperson"), "--threshold", "-1"]) == 0  # an untrained model: keep all
+    report = json.loads((tmp_path / "diffperson" / "filter_report.json").read_text())
+    assert report["images_in"] == 12 and report["identities"] == 6 and report["kept"] == 12
+    assert main(["data", "check", f"diffperson:{tmp_path / 'diffperson'}"]) == 0
