@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     setting = commands.add_parser("setting", help="a downstream setting: train with an init, test, add a row to "
                                                   "the results table")
-    setting.add_argument("name", choices=("supervised", "small-scale", "few-shot", "dg"))
+    setting.add_argument("name", choices=("supervised", "small-scale", "few-shot", "usl", "uda", "dg"))
     setting.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                          help="training dataset (dg: a source; repeat for several)")
     setting.add_argument("--target", default=None, metavar="FORMAT:ROOT", help="test dataset (default: --data)")
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     setting.add_argument("--one-per-camera", action="store_true", help="few-shot: one image per camera")
     setting.add_argument("--out", type=Path, required=True, help="the run's folder")
     setting.add_argument("--table", type=Path, default=None, help="results table folder (default: OUT/../results)")
+    setting.add_argument("--eps", type=float, default=0.6, help="usl / uda: DBSCAN radius on Jaccard distances")
+    setting.add_argument("--min-samples", type=int, default=4, help="usl / uda: DBSCAN core size")
     setting.add_argument("--seed", type=int, default=0)
     setting.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field")
     setting.set_defaults(handler=_setting)
@@ -312,7 +314,7 @@ def _setting(args: argparse.Namespace) -> int:
     summary = run(SettingConfig(name=args.name, data=tuple(args.data), out=args.out, target=args.target,
                                 init=args.init, preset=args.preset, fraction=args.fraction,
                                 one_per_camera=args.one_per_camera, table=args.table, overrides=_set_fields(args.set),
-                                seed=args.seed))
+                                eps=args.eps, min_samples=args.min_samples, seed=args.seed))
     print(f"{summary['setting']} ({summary['init']}): Rank-1 {summary['rank1']:.1%}, mAP {summary['mAP']:.1%}")
     return 0
 

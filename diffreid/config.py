@@ -266,7 +266,7 @@ class GenerateConfig:
 class SettingConfig:
     """`diffreid setting`: one downstream run (train with an init, test, add a row to the results table)."""
 
-    name: str  # "supervised", "small-scale", "few-shot" or "dg"
+    name: str  # "supervised", "small-scale", "few-shot", "usl", "uda" or "dg"
     data: tuple[str, ...]  # training datasets (dg: the sources)
     out: Path
     target: str | None = None  # test dataset; None: the (first) training dataset (dg needs one)
@@ -276,4 +276,6 @@ class SettingConfig:
     one_per_camera: bool = False  # few-shot: one image per camera instead of a fraction
     table: Path | None = None  # results table folder; None: OUT's parent / results
     overrides: dict | None = None  # other TrainConfig fields
+    eps: float = 0.6  # usl / uda: DBSCAN radius on Jaccard distances
+    min_samples: int = 4  # usl / uda: DBSCAN core size
     seed: int = 0

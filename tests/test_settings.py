@@ -77,3 +77,41 @@ def test_pretrain_on_a_diffperson_folder_exports_a_backbone(tiny_persons, tmp_pa
                  "mobilenet_v2", "--out", str(tmp_path / "pre")]) == 0
     weights = load_file(tmp_path / "pre" / "backbone.safetensors")
     create_backbone("mobilenet_v2").load_state_dict(weights)  # torchvision's keys, nothing missing
+
+
+def test_dbscan_on_jaccard_distances_finds_separated_identities():
+    import numpy as np
+
+    from diffreid.reid.cluster_contrast import pseudo_labels
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(8, 32))
+    features = np.concatenate([c + 0.15 * rng.normal(size=(10, 32)) for c in centres])
+    labels = pseudo_labels(features, eps=0.6, min_samples=4, k1=10, k2=3)
+    truth = np.repeat(np.arange(8), 10)
+    assert len(set(labels.tolist()) - {-1}) == 8
+    assert all(len(set(labels[truth == i].tolist())) == 1 for i in range(8))  # one cluster per identity
+
+
+def test_usl_and_uda_train_without_target_labels(tiny_persons, tmp_path):
+    import json
+
+    from diffreid.config import SynthConfig
+    from diffreid.data.synth import synthesize
+    from diffreid.reid.loading import load_reid_model
+
+    target = synthesize(SynthConfig(out=tmp_path / "target", identities=12, style="mall", seed=4))
+    common = ["--preset", "cpu-tiny", "--init", "scratch", "--eps", "0.15", "--min-samples", "2",
+              "--table", str(tmp_path / "results")]
+    assert main(["setting", "usl", "--data", f"market1501:{target}", "--out", str(tmp_path / "usl"), *common]) == 0
+    clusters = json.loads((tmp_path / "usl" / "run" / "clusters.json").read_text())
+    assert clusters["clusters"] >= 4 and 0 < clusters["clustered"] <= clusters["images"]
+    model = load_reid_model(str(tmp_path / "usl" / "run"))
+    assert len(model.classes) == clusters["clusters"] and model.classes[0]["pseudo"]
+    assert main(["setting", "uda", "--data", f"market1501:{tiny_persons}", "--target", f"market1501:{target}",
+                 "--out", str(tmp_path / "uda"), *common]) == 0
+    assert (tmp_path / "uda" / "source-backbone.safetensors").is_file()
+    assert (tmp_path / "uda" / "adapted" / "clusters.json").is_file()
+    rows = read_table(tmp_path / "results")
+    assert [(r["setting"], r["test"]) for r in rows] == [("usl", f"market1501:{target}"),
+                                                         ("uda", f"market1501:{target}")]

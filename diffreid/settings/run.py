@@ -3,6 +3,9 @@
 - supervised: the training datasets' full train splits, tested on the (first) dataset;
 - small-scale: a fraction of one dataset's training identities (default 25%);
 - few-shot: a fraction of each training identity's images (default 10%), or one per camera;
+- usl (unsupervised): cluster contrast on the target's training images, no labels read;
+- uda (unsupervised domain adaptation): supervised on the source datasets, then cluster
+  contrast on the target's unlabelled training images from that model;
 - dg (domain generalization): train on source datasets, test on an unseen target.
 
 Each run folder holds `data/` (the subset, when there is one), `run/` (the training
@@ -19,7 +22,7 @@ from diffreid.errors import DiffreidError
 from diffreid.settings.subsets import subset_spec
 from diffreid.settings.table import append_row
 
-SETTINGS = ("supervised", "small-scale", "few-shot", "dg")
+SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
 
 
 def training_data(config: SettingConfig, out: Path) -> tuple[tuple[str, ...], str]:
@@ -27,11 +30,12 @@ def training_data(config: SettingConfig, out: Path) -> tuple[tuple[str, ...], st
     if config.name not in SETTINGS:
         raise DiffreidError(f"unknown setting {config.name!r}; settings: {', '.join(SETTINGS)}")
     target = config.target or config.data[0]
-    if config.name == "dg":
+    if config.name in ("dg", "uda"):
         if config.target is None or config.target in config.data:
-            raise DiffreidError("dg tests on a dataset it did not train on: give --target FORMAT:ROOT outside --data")
+            raise DiffreidError(f"{config.name} tests on a dataset it did not train on: give --target FORMAT:ROOT "
+                                "outside --data")
         return tuple(config.data), target
-    if config.name == "supervised":
+    if config.name in ("supervised", "usl"):
         return tuple(config.data), target
     if len(config.data) != 1:
         raise DiffreidError(f"{config.name} thins one dataset's training set; give one --data")
@@ -45,12 +49,21 @@ def training_data(config: SettingConfig, out: Path) -> tuple[tuple[str, ...], st
 
 def run(config: SettingConfig) -> dict:
     from diffreid.evaluate import run as evaluate
+    from diffreid.reid.cluster_contrast import run_usl
+    from diffreid.reid.export import export_backbone
     from diffreid.reid.trainer import run as train
 
     out = Path(config.out)
     specs, target = training_data(config, out)
     values = {**(config.overrides or {}), "data": specs, "out": out / "run", "init": config.init, "seed": config.seed}
-    run_dir = train(load_train_config(config.preset, values))
+    if config.name == "usl":
+        run_dir = run_usl(load_train_config(config.preset, values), config.eps, config.min_samples)
+    else:
+        run_dir = train(load_train_config(config.preset, values))
+    if config.name == "uda":  # adapt the source model to the target without its labels
+        backbone = export_backbone(run_dir, out / "source-backbone.safetensors")
+        adapted = {**values, "data": (target,), "out": out / "adapted", "init": str(backbone)}
+        run_dir = run_usl(load_train_config(config.preset, adapted), config.eps, config.min_samples)
     results = evaluate(EvaluateConfig(model=str(run_dir), data=target, out=out / "eval"))
     summary = {"setting": config.name, "init": config.init, "train": " + ".join(config.data),
                "test": config.target or config.data[0],
