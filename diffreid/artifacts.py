@@ -35,6 +35,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp_path.unlink(missing_ok=True)
 
 
+def sweep_partial(folder: str | os.PathLike) -> int:
+    """Remove the temporary files killed writers left under `folder`; call it only when no
+    writer is at work there (a stage's merge step). Returns how many went."""
+    stale = list(Path(folder).rglob(".*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return len(stale)
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -42,6 +51,29 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """The entries of a JSON-lines file (none when it is absent); a broken line is reported with
+    its file and line number and skipped, so one bad line does not sink a long job."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    entries = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError as error:
+            logging.getLogger(__name__).warning("%s:%d: not valid JSON (%s); line skipped: fix or delete it",
+                                                path, number, error.msg)
+            continue
+        if isinstance(entry, dict):
+            entries.append(entry)
+        else:
+            logging.getLogger(__name__).warning("%s:%d: not a JSON object; line skipped", path, number)
+    return entries
 
 
 def _jsonable(obj: Any) -> Any:

@@ -60,6 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--num-beams", type=int, default=CaptionConfig.num_beams, help="blip2: beam width (1: greedy)")
     caption.add_argument("--max-new-tokens", type=int, default=CaptionConfig.max_new_tokens)
     caption.add_argument("--device", default=None, help="blip2: torch device (default: cuda when there is one)")
+    caption.add_argument("--fixed-caption", default=CaptionConfig.fixed_caption, help="fixed: every image's caption")
+    caption.add_argument("--shard", default=None, metavar="K/N", help="caption identities K, K+N, ... only")
     caption.set_defaults(handler=_caption)
 
     tune = commands.add_parser("finetune", help="fine-tune a base model on identities: IIR tokens, LoRA, "
@@ -183,6 +185,27 @@ def build_parser() -> argparse.ArgumentParser:
                       help="any other BaseTrainConfig field, value in YAML (e.g. --set unet_channels=[64,128])")
     base.set_defaults(handler=_base_train)
 
+    pipeline = commands.add_parser("run", help="every stage from one YAML config (caption, finetune, generate, "
+                                               "filter, pretrain, settings, report); the same command resumes")
+    pipeline.add_argument("config", type=Path, help="a run config, e.g. configs/demo-quick.yaml")
+    pipeline.add_argument("--out", type=Path, required=True, help="the run's folder")
+    pipeline.add_argument("--until", default=None, metavar="STAGE", help="stop after this stage")
+    pipeline.set_defaults(handler=_run)
+
+    demo = commands.add_parser("demo", help="the whole paradigm in miniature on procedural persons, nothing "
+                                            "downloaded (diffreid run on a demo preset)")
+    demo.add_argument("--preset", choices=("quick", "full"), default="quick",
+                      help="quick: about 10 minutes on 2 CPU cores; full: about an hour")
+    demo.add_argument("--out", type=Path, required=True, help="the run's folder")
+    demo.add_argument("--target", default=None, metavar="FORMAT:ROOT",
+                      help="a real target (e.g. cuhk01-485:PATH): its training identities become the source too, "
+                           "as the paper generates from the benchmark it tests on")
+    demo.add_argument("--imagenet", default=None, metavar="FILE",
+                      help="ImageNet weights of the backbone: adds the imagenet and imagenet+diff-person rows")
+    demo.add_argument("--backbone", default=None, help="the backbone of every Re-ID run (default: the preset's; "
+                                                        "mobilenet_v2 with --imagenet)")
+    demo.set_defaults(handler=_demo)
+
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
@@ -238,7 +261,8 @@ def _caption(args: argparse.Namespace) -> int:
     out = run(CaptionConfig(data=args.data, out=args.out, captioner=args.captioner, model=args.model,
                             attributes=args.attributes, splits=tuple(args.splits), batch_size=args.batch_size,
                             prompt=args.prompt, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                            device=args.device))
+                            device=args.device, shard=args.shard,
+                            fixed_caption=args.fixed_caption))
     print(f"wrote {out / 'captions.jsonl'}")
     return 0
 
@@ -358,6 +382,36 @@ def _pretrain(args: argparse.Namespace) -> int:
     _train(args)
     print(f"wrote {export_backbone(args.out, args.out / 'backbone.safetensors')}")
     return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from diffreid.pipeline import run
+
+    out = run(args.config, args.out, until=args.until)
+    _print_outcome(out)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from diffreid.pipeline import run
+    from diffreid.pipeline.spec import demo_overrides, preset_path
+
+    preset = preset_path(f"demo-{args.preset}")
+    out = run(preset, args.out, overrides=demo_overrides(preset, args.target, args.imagenet,
+                                                                     args.backbone))
+    _print_outcome(out)
+    return 0
+
+
+def _print_outcome(out: Path) -> None:
+    import json
+
+    report = out / "report.json"
+    if report.is_file():
+        print(json.loads(report.read_text(encoding="utf-8"))["claim"]["text"])
+        print(f"wrote {out / 'report.html'}")
+    else:
+        print(f"wrote {out}")
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -23,7 +23,7 @@ class CaptionConfig:
 
     data: str
     out: Path
-    captioner: str = "blip2"  # "blip2" or "attributes"
+    captioner: str = "blip2"  # "blip2", "attributes" or "fixed"
     model: str = "Salesforce/blip2-opt-2.7b"  # blip2: a local folder or a hub id
     attributes: Path | None = None  # attributes: None reads attributes.json in the dataset root
     splits: tuple[str, ...] = ("train",)
@@ -31,7 +31,9 @@ class CaptionConfig:
     prompt: str = "a photo of a person wearing"  # blip2: the text the caption continues
     num_beams: int = 3
     max_new_tokens: int = 30
+    fixed_caption: str = "a photo of a person"  # fixed: every image's caption
     device: str | None = None  # None: cuda when there is one
+    shard: str | None = None  # "K/N": identities K, K+N, ... of all
 
 
 @dataclass
@@ -191,7 +193,8 @@ def build_config(cls, values: dict):
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
     for name, field in fields.items():
         if name in values and values[name] is not None and "Path" in str(field.type):
-            values[name] = Path(values[name])
+            value = values[name]
+            values[name] = tuple(Path(v) for v in value) if isinstance(value, tuple) else Path(value)
     return cls(**values)
 
 

@@ -16,7 +16,9 @@ from diffreid.synthesis.base_model import MINIATURE, MiniatureShape, load_base_m
 from diffreid.synthesis.codec import LatentCodec
 from diffreid.synthesis.sampling import sample
 
-TINY = MiniatureShape(image_size=(64, 32), unet_channels=(32, 64), text_hidden=32, text_layers=1, text_heads=1)
+from conftest import TINY_SHAPE
+
+TINY = MiniatureShape(**TINY_SHAPE)
 
 
 def _person_images(root, n: int, size=(128, 64)) -> torch.Tensor:

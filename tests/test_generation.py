@@ -13,19 +13,10 @@ from safetensors.torch import load_file
 
 from diffreid.config import CaptionConfig, FinetuneConfig, GenerateConfig
 from diffreid.errors import DiffreidError
-from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature
+from diffreid.synthesis.base_model import load_base_model
 from diffreid.synthesis.diversity import VOCABULARY, injected_attributes, prior_preservation_loss, reference_prompt
 from diffreid.synthesis.identity import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
-
-TINY = MiniatureShape(image_size=(64, 32), unet_channels=(32, 64), text_hidden=32, text_layers=1, text_heads=1)
-
-
-@pytest.fixture(scope="module")
-def tiny_base(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("base") / "tiny"
-    new_miniature(TINY, seed=0).save_pretrained(folder)
-    return folder
 
 
 def test_identity_tokens_replace_only_the_placeholders(tiny_base):

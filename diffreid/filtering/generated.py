@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from diffreid.artifacts import inside_root
+from diffreid.artifacts import inside_root, read_jsonl
 from diffreid.errors import DiffreidError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -33,15 +36,11 @@ def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
         raise DiffreidError(f"{manifest}: names no source dataset (config.data); was it written by "
                             "`diffreid generate`?") from None
     items = []
-    for number, line in enumerate(lines.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for entry in read_jsonl(lines):  # a broken line is reported and skipped
         try:
-            entry = json.loads(line)
             items.append(Generated(inside_root(folder, entry["file"], lines), int(entry["pid"]),
                                    entry.get("source", source), entry.get("prompt", ""), int(entry.get("seed", -1)),
                                    tuple(entry.get("injected", ()))))
         except (ValueError, KeyError, TypeError) as error:
-            raise DiffreidError(f"{lines}:{number}: not a generated-image entry ({error}); each line needs "
-                                "file and pid") from None
+            log.warning("%s: an entry without file and pid skipped (%s): %s", lines, error, entry)
     return source, items

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, parse_shard, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, sweep_partial, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import FilterConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
@@ -30,6 +30,7 @@ from diffreid.filtering.generated import Generated, read_generated
 from diffreid.filtering.report import plot_kept_per_identity, plot_scores
 from diffreid.filtering.scorers import Scorer, scorers_by_source
 from diffreid.filtering.scores import SCORES, Reference, confidence, cross_camera_scores
+from diffreid.scaleout import merges_here, stage_shard
 
 log = logging.getLogger(__name__)
 REASONS = ("kept", "low_score", "near_duplicate", "unreadable", "unknown_identity")
@@ -38,7 +39,7 @@ REASONS = ("kept", "low_score", "near_duplicate", "unreadable", "unknown_identit
 def run(config: FilterConfig) -> Path:
     if config.score not in SCORES:
         raise DiffreidError(f"unknown score {config.score!r}; scores: {', '.join(SCORES)}")
-    k, n = parse_shard(config.shard)
+    k, n = stage_shard(config.shard)
     out = Path(config.out)
     folders = [read_generated(folder) for folder in config.generated]
     sources = list(dict.fromkeys(source for source, _ in folders))
@@ -57,6 +58,8 @@ def run(config: FilterConfig) -> Path:
         for gpid, source, pid, items in todo:
             _filter_identity(out, gpid, source, pid, items, scorers[source], references[source], config)
             bar.update(len(items))
+    if not merges_here(config.shard):
+        return out
     done = sum((out / ".units" / f"{unit[0]}.json").is_file() for unit in units)
     if done < len(units):
         log.info("%d of %d identities filtered; run the other shards, then once more to merge", done, len(units))
@@ -183,6 +186,7 @@ def _filter_identity(out: Path, gpid: int, source: str, pid: int, items: list[Ge
 
 
 def _merge(out: Path, units: list, sources: list[str], scorer_names: dict[str, list[str]], config: FilterConfig) -> Path:
+    sweep_partial(out)
     lines, kept_scores, dropped_scores, counts = [], [], [], {reason: 0 for reason in REASONS}
     per_identity = {}
     for gpid, source, pid, _ in units:

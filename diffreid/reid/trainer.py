@@ -28,7 +28,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, log_to_file, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import TrainConfig, config_dict
 from diffreid.errors import DiffreidError
 from diffreid.reid.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
@@ -81,10 +81,7 @@ def _validate(config: TrainConfig) -> None:
 
 def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
     """metrics.jsonl rows of epochs already checkpointed (a killed epoch's row is dropped)."""
-    if not path.is_file():
-        return []
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [row for row in rows if row["epoch"] <= before_epoch]
+    return [row for row in read_jsonl(path) if row["epoch"] <= before_epoch]
 
 
 def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
@@ -163,7 +163,7 @@ def _train(config, out, model, latents, captions, accelerator, ema_class) -> Non
         optimizer.load_state_dict(state["optimizer"])
         ema.load_state_dict(state["ema"])
         start = state["epoch"]
-        rows = [r for r in _read_rows(out / "metrics.jsonl") if r["step"] <= start]
+        rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["step"] <= start]
         log.info("resuming from step %d (of %d)", start, config.steps)
     model.unet.train()
     model.text_encoder.train()
@@ -220,12 +220,6 @@ def _train(config, out, model, latents, captions, accelerator, ema_class) -> Non
             model.text_encoder.train()
     write_manifest(out, "base-train", config_dict(config), counts={"images": len(captions), "steps": config.steps},
                    inputs={spec: "dataset" for spec in config.data})
-
-
-def _read_rows(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _export(model, ema, trained, folder: Path) -> None:

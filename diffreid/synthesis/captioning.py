@@ -8,6 +8,8 @@ killed run restarted with the same settings captions only the identities it had 
 finished and ends with the same files an uninterrupted run writes. The unit files stay
 after the merge: running again re-merges at once, and only captions identities the
 dataset has gained. Batches span identities, so a GPU stays full when identities are small.
+`--shard K/N` (or a launch on several processes, see `diffreid.scaleout`) captions every
+N-th identity; the run that finds all identities done merges.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from diffreid.artifacts import write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import sweep_partial, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import CaptionConfig
 from diffreid.data import load_dataset, parse_spec
 from diffreid.data.records import Record
 from diffreid.errors import DiffreidError
+from diffreid.scaleout import merges_here, stage_shard
 from diffreid.synthesis.captioners import captioner_factory
 from diffreid.synthesis.captioners.attributes import attribute_file
 from diffreid.synthesis.descriptions import merge_captions
@@ -49,10 +52,12 @@ def run(config: CaptionConfig) -> Path:
     out = Path(config.out)
     folder = _resumable_units(out, settings)
 
-    todo = [(pid, records) for pid, records in units if not (folder / f"{pid}.jsonl").exists()]
-    total = sum(len(records) for _, records in units)
-    if len(todo) < len(units):
-        log.info("resuming %s: %d of %d identities already captioned", out, len(units) - len(todo), len(units))
+    k, n = stage_shard(config.shard)
+    mine = [unit for i, unit in enumerate(units) if i % n == k - 1]
+    todo = [(pid, records) for pid, records in mine if not (folder / f"{pid}.jsonl").exists()]
+    total = sum(len(records) for _, records in mine)
+    if len(todo) < len(mine):
+        log.info("resuming %s: %d of %d identities already captioned", out, len(mine) - len(todo), len(mine))
     if todo:
         captioner = make_captioner(config, attributes)  # before writing anything: loading is what fails most
         write_json_atomic(folder / "settings.json", settings)
@@ -64,6 +69,14 @@ def run(config: CaptionConfig) -> Path:
                           "camid": record.camid, "caption": text} for record, text in captioned]
                 write_text_atomic(folder / f"{pid}.jsonl", "".join(json.dumps(line) + "\n" for line in lines))
                 bar.update(sizes[pid])
+    if not merges_here(config.shard):
+        return out
+    done = sum((folder / f"{pid}.jsonl").exists() for pid, _ in units)
+    if done < len(units):
+        log.info("%d of %d identities captioned; run the other shards, then once more to merge", done, len(units))
+        return out
+    sweep_partial(out)
+    total = sum(len(records) for _, records in units)
     counts = _merge(out, folder, units)
     counts |= {"skipped_images": total - counts["images"], "dataset_identities": len(units)}
     if counts["skipped_images"]:
@@ -104,14 +117,16 @@ def _settings(config: CaptionConfig, attributes: Path | None) -> dict:
     """What the output depends on: a leftover `.units/` made with other settings is not resumed."""
     fmt, root = parse_spec(config.data)
     settings = asdict(config) | {"data": f"{fmt}:{root.resolve()}", "splits": list(config.splits)}
-    for field in ("out", "batch_size", "device", "attributes"):
+    for field in ("out", "batch_size", "device", "attributes", "shard"):
         del settings[field]
     if attributes is not None:
         settings["attributes"] = {"path": str(attributes.resolve()),
                                   "sha256": hashlib.sha256(attributes.read_bytes()).hexdigest()}
-    if config.captioner == "attributes":
+    if config.captioner != "blip2":
         for field in ("model", "prompt", "num_beams", "max_new_tokens"):
             del settings[field]
+    if config.captioner != "fixed":
+        del settings["fixed_caption"]
     return settings
 
 

@@ -27,7 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import FinetuneConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
@@ -53,13 +53,9 @@ def read_captions(folder: Path, dataset_root: Path) -> tuple[dict[Path, str], di
     for path in (images, identities):
         if not path.is_file():
             raise DiffreidError(f"{path}: missing; run `diffreid caption --data ... --out {folder}` first")
-    captions = {}
-    for line in images.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            entry = json.loads(line)
-            captions[(Path(dataset_root) / entry["image"]).resolve()] = entry["caption"]
-    descriptions = {int(e["pid"]): e["description"] for e in
-                    (json.loads(line) for line in identities.read_text(encoding="utf-8").splitlines() if line.strip())}
+    captions = {inside_root(dataset_root, entry["image"], images).resolve(): entry["caption"]
+                for entry in read_jsonl(images) if {"image", "caption"} <= set(entry)}
+    descriptions = {int(e["pid"]): e["description"] for e in read_jsonl(identities) if {"pid", "description"} <= set(e)}
     return captions, descriptions
 
 
@@ -250,8 +246,7 @@ def _restore(out: Path, model: BaseModel, iir: torch.nn.Module, optimizer) -> tu
     optimizer.load_state_dict(state["optimizer"])
     step = state["epoch"]
     metrics = out / "metrics.jsonl"
-    rows = [json.loads(line) for line in metrics.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if metrics.is_file() else []
+    rows = read_jsonl(metrics)
     log.info("resuming from step %d", step)
     return step, [row for row in rows if row["step"] <= step]
 

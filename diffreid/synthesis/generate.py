@@ -5,7 +5,8 @@ attribute phrases (viewpoint, pose, scene, light) that the identity's captions n
 mention; its noise comes from a seed derived from (seed, pid, index). An image is thus
 the same whatever the batch size, shard or restart. Identities are the units: each one
 writes its images and then `.units/<pid>.jsonl` atomically; the run that finds every
-identity done merges `manifest.jsonl`, the input of `diffreid filter`.
+identity done (rank 0 of a launched job) merges `manifest.jsonl`, the input of
+`diffreid filter`, and removes what killed writers left half-written.
 
 OUT/ holds `images/<pid:04d>/<pid:04d>_<index:04d>.png`, `manifest.jsonl` (file, pid,
 source, prompt, seed, injected) and `manifest.json` (its config names the source dataset
@@ -23,8 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, parse_shard, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, sweep_partial, write_manifest, write_text_atomic
 from diffreid.config import GenerateConfig, config_dict
+from diffreid.scaleout import local_device, merges_here, stage_shard
 from diffreid.synthesis.diversity import injected_attributes
 from diffreid.synthesis.finetune import Generator, load_generator
 from diffreid.synthesis.identity import identity_prompt
@@ -62,10 +64,10 @@ def _dtype(name: str) -> torch.dtype:
 
 
 def run(config: GenerateConfig) -> Path:
-    k, n = parse_shard(config.shard)
+    k, n = stage_shard(config.shard)
     out = Path(config.out)
     generator = load_generator(config.generator)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = local_device()
     dtype = _dtype(config.dtype)
     generator.model.to(device, dtype)
     generator.iir.to(device, dtype)
@@ -86,10 +88,13 @@ def run(config: GenerateConfig) -> Path:
                     _draw(generator, batch, position, uncond, out, config)
                 bar.update(len(entries[start:start + config.batch_size]))
             write_text_atomic(out / ".units" / f"{pid}.jsonl", "".join(json.dumps(e) + "\n" for e in entries))
+    if not merges_here(config.shard):
+        return out
     done = [pid for pid in pids if (out / ".units" / f"{pid}.jsonl").is_file()]
     if len(done) < len(pids):
         log.info("%d of %d identities generated; run the other shards, then once more to merge", len(done), len(pids))
         return out
+    sweep_partial(out)
     lines = "".join((out / ".units" / f"{pid}.jsonl").read_text(encoding="utf-8") for pid in pids)
     write_text_atomic(out / "manifest.jsonl", lines)
     write_manifest(out, "generate", {**config_dict(config), "data": generator.settings["data"]},

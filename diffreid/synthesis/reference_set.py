@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, inside_root, write_text_atomic
+from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_text_atomic
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.diversity import reference_prompt
@@ -43,5 +43,5 @@ def read_reference_set(folder: Path) -> list[tuple[Path, str]]:
     if not path.is_file():
         raise DiffreidError(f"{path}: missing; build the attribute reference set first (finetune builds one when "
                             "--reference-set is not given)")
-    entries = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    entries = read_jsonl(path)
     return [(inside_root(folder, e["file"], path), e["prompt"]) for e in entries]

@@ -25,7 +25,22 @@ def _attributes(config, attributes: Path | None) -> Captioner:
     return AttributeCaptioner(attributes)
 
 
-CAPTIONERS: dict[str, Callable[..., Captioner]] = {"blip2": _blip2, "attributes": _attributes}
+class FixedCaptioner:
+    """One caption for every image: real datasets with neither attributes nor a captioner's weights
+    (the identity tokens then carry all of an identity's look)."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def caption(self, records: list[Record]) -> list[str | None]:
+        return [self.text] * len(records)
+
+
+def _fixed(config, attributes: Path | None) -> Captioner:
+    return FixedCaptioner(config.fixed_caption)
+
+
+CAPTIONERS: dict[str, Callable[..., Captioner]] = {"blip2": _blip2, "attributes": _attributes, "fixed": _fixed}
 
 
 def captioner_factory(name: str) -> Callable[..., Captioner]:

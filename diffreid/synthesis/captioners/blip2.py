@@ -17,6 +17,7 @@ from PIL import Image
 from diffreid.config import CaptionConfig
 from diffreid.data.records import Record
 from diffreid.errors import DiffreidError
+from diffreid.scaleout import local_device
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Blip2Captioner:
 
         if source.startswith((".", "/", "~")) and not Path(source).expanduser().is_dir():
             raise _unavailable(source, "no such folder")
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device or local_device())
         self.dtype = torch.float16 if self.device.type == "cuda" else torch.float32
         try:
             model_type = AutoConfig.from_pretrained(source).model_type

@@ -1,0 +1,203 @@
+"""The YAML config of `diffreid run`: read, checked whole before any work starts.
+
+A config names the source datasets the generator learns (each a `data: FORMAT:ROOT`, or
+`synth:` options for procedural persons the run renders itself), the target dataset the
+pre-trained backbones are fine-tuned and tested on, and one section per stage whose keys
+are that stage's options (the fields of its config class, as on its command line). Every
+key is checked against those fields and every dataset root against the disk, so a typo
+or a missing dataset stops the run before any work, with the file, the key and the fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig, build_config,
+                             load_train_config)
+from diffreid.errors import DiffreidError
+
+INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
+SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
+TOP_LEVEL = ("seed", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate", "filter",
+             "pretrain", "downstream", "settings", "inits", "report")
+
+
+@dataclass
+class DatasetSpec:
+    """A dataset of the run: on disk (`data`), or procedural persons rendered into the run."""
+
+    name: str
+    data: str | None = None
+    synth: dict | None = None
+    scorer: str | None = None  # sources: the CTF's Re-ID model; None: the run's source-only pre-training
+
+    def spec(self, out: Path) -> str:
+        return self.data or f"market1501:{Path(out) / 'datasets' / self.name}"
+
+
+@dataclass
+class RunSpec:
+    sources: list[DatasetSpec]
+    target: DatasetSpec
+    path: Path  # the config file, named in errors
+    seed: int = 0
+    backbone: str | None = None  # one backbone for pre-training and downstream runs
+    imagenet: str | None = None  # ImageNet weights (file or hub id): adds the imagenet rows
+    caption: dict = field(default_factory=dict)
+    finetune: dict = field(default_factory=dict)
+    generate: dict = field(default_factory=dict)
+    filter: dict = field(default_factory=dict)
+    pretrain: dict = field(default_factory=dict)  # {"preset": NAME, other TrainConfig fields}
+    downstream: dict = field(default_factory=dict)  # the same, for the settings' runs
+    settings: list[dict] = field(default_factory=list)  # {"name", "label", "preset", "fraction", ...}
+    inits: list[str] = field(default_factory=lambda: ["scratch", "source-only", "diff-person"])
+    report: dict = field(default_factory=dict)  # {"identities": rows of grids}
+    raw: dict = field(default_factory=dict)  # the file's mapping, for the record
+
+
+def load_run_spec(path: str | Path, overrides: dict | None = None) -> RunSpec:
+    """Read and check a run config; `overrides` replace top-level keys (e.g. from `diffreid demo`)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise DiffreidError(f"{path}: no such run config; presets are in configs/ (demo-quick.yaml, "
+                            "demo-full.yaml, paper.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise DiffreidError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise DiffreidError(f"{path}: a run config is a YAML mapping of sections ({', '.join(TOP_LEVEL)})")
+    raw = {**raw, **(overrides or {})}
+    unknown = sorted(set(raw) - set(TOP_LEVEL))
+    if unknown:
+        raise DiffreidError(f"{path}: unknown key(s) {', '.join(unknown)}; a run config has {', '.join(TOP_LEVEL)}")
+    sources = raw.get("sources") or []
+    if not isinstance(sources, list) or not sources:
+        raise DiffreidError(f"{path}: `sources` must list at least one dataset the generator learns")
+    if not isinstance(raw.get("target"), dict):
+        raise DiffreidError(f"{path}: `target` must name the dataset to fine-tune and test on "
+                            "(data: FORMAT:ROOT, or synth: {...})")
+    spec = RunSpec(sources=[_dataset(path, f"sources[{i}]", s, f"source{i + 1}" if len(sources) > 1 else "source")
+                            for i, s in enumerate(sources)],
+                   target=_dataset(path, "target", raw["target"], "target"), path=path,
+                   **{k: v for k, v in raw.items() if k not in ("sources", "target")}, raw=raw)
+    _check(spec)
+    return spec
+
+
+def _dataset(path: Path, where: str, value, default_name: str) -> DatasetSpec:
+    if not isinstance(value, dict):
+        raise DiffreidError(f"{path}: {where} must be a mapping with `data: FORMAT:ROOT` or `synth: {{...}}`")
+    unknown = sorted(set(value) - {"name", "data", "synth", "scorer"})
+    if unknown:
+        raise DiffreidError(f"{path}: {where}: unknown key(s) {', '.join(unknown)}; keys: name, data, synth, scorer")
+    if bool(value.get("data")) == bool(value.get("synth")):
+        raise DiffreidError(f"{path}: {where} needs exactly one of `data: FORMAT:ROOT` and `synth: {{...}}`")
+    dataset = DatasetSpec(name=str(value.get("name", default_name)), data=value.get("data"),
+                          synth=value.get("synth"), scorer=value.get("scorer"))
+    if dataset.data is not None:
+        from diffreid.data import parse_spec
+        from diffreid.data.registry import formats
+
+        fmt, root = parse_spec(dataset.data)
+        if fmt not in formats():
+            raise DiffreidError(f"{path}: {where}.data: unknown format {fmt!r}; formats: {', '.join(formats())}")
+        if not root.exists():
+            raise DiffreidError(f"{path}: {where}.data: {root} does not exist; fix the path (the dataset is not "
+                                "downloaded by diffreid)")
+    else:
+        _fields(path, f"{where}.synth", SynthConfig, {**dataset.synth, "out": "x"})
+    return dataset
+
+
+def _fields(path: Path, where: str, cls, values: dict) -> None:
+    if not isinstance(values, dict):
+        raise DiffreidError(f"{path}: `{where}` must be a mapping of options")
+    try:
+        build_config(cls, values)
+    except DiffreidError as error:
+        raise DiffreidError(f"{path}: {where}: {error}") from None
+    except TypeError as error:
+        raise DiffreidError(f"{path}: {where}: {error}") from None
+
+
+def _check(spec: RunSpec) -> None:
+    path = spec.path
+    names = [d.name for d in spec.sources] + [spec.target.name]
+    if len(set(names)) != len(names):
+        raise DiffreidError(f"{path}: dataset names must differ ({', '.join(names)}); set `name:` on each")
+    _fields(path, "caption", CaptionConfig, {**spec.caption, "data": "x", "out": "x"})
+    _fields(path, "finetune", FinetuneConfig, {**spec.finetune, "data": "x", "captions": "x", "out": "x"})
+    _fields(path, "generate", GenerateConfig, {**spec.generate, "generator": "x", "out": "x"})
+    _fields(path, "filter", FilterConfig, {**spec.filter, "generated": ["x"], "scorers": ["x=y"], "out": "x"})
+    for section in ("pretrain", "downstream"):
+        values = dict(getattr(spec, section))
+        if not isinstance(values, dict):
+            raise DiffreidError(f"{path}: `{section}` must be a mapping: preset and training options")
+        try:
+            load_train_config(values.pop("preset", None), {**values, "data": ("x",), "out": "x"})
+        except DiffreidError as error:
+            raise DiffreidError(f"{path}: {section}: {error}") from None
+    for init in spec.inits:
+        if init not in INITS:
+            raise DiffreidError(f"{path}: inits: unknown {init!r}; inits: {', '.join(INITS)}")
+        if init.startswith("imagenet") and not spec.imagenet:
+            raise DiffreidError(f"{path}: init {init!r} needs `imagenet:` (a weights file or hub id)")
+    if not spec.settings:
+        raise DiffreidError(f"{path}: `settings` must list at least one downstream setting ({', '.join(SETTINGS)})")
+    labels = []
+    for i, setting in enumerate(spec.settings):
+        if not isinstance(setting, dict) or setting.get("name") not in SETTINGS:
+            raise DiffreidError(f"{path}: settings[{i}]: `name` must be one of {', '.join(SETTINGS)}")
+        unknown = sorted(set(setting) - {"name", "label", "preset", "fraction", "one_per_camera", "eps",
+                                         "min_samples"})
+        if unknown:
+            raise DiffreidError(f"{path}: settings[{i}]: unknown key(s) {', '.join(unknown)}; keys: name, label, "
+                                "preset (the downstream preset for this one), fraction, one_per_camera, eps, "
+                                "min_samples")
+        labels.append(setting_label(setting))
+    if len(set(labels)) != len(labels):
+        raise DiffreidError(f"{path}: two settings share a label; give each a distinct `label:`")
+
+
+def setting_label(setting: dict) -> str:
+    return str(setting.get("label") or setting["name"])
+
+
+def train_values(spec: RunSpec, section: str) -> tuple[str | None, dict]:
+    """A training section as (preset, TrainConfig overrides), the run's backbone and seed included."""
+    values = dict(getattr(spec, section))
+    preset = values.pop("preset", None)
+    if spec.backbone:
+        values["backbone"] = spec.backbone
+    return preset, {**values, "seed": spec.seed}
+
+
+def preset_path(name: str) -> Path:
+    """A run preset in configs/ (demo-quick, demo-full, paper)."""
+    return TRAIN_PRESETS.parent / f"{name}.yaml"
+
+
+def demo_overrides(preset: Path, target: str | None, imagenet: str | None, backbone: str | None = None) -> dict:
+    """`diffreid demo --target/--imagenet`: the real-data protocol, generating from the target's own
+    training identities (captioned with a fixed caption when the dataset carries no attributes).
+    ImageNet rows need that backbone's weights: MobileNetV2 unless `backbone` says otherwise, as
+    its weights are the ones in ../shared/data."""
+    import yaml
+
+    raw = yaml.safe_load(Path(preset).read_text(encoding="utf-8"))
+    overrides: dict = {}
+    if target is not None:
+        overrides["target"] = {"data": target}
+        overrides["sources"] = [{"data": target}]
+        overrides["caption"] = {**raw.get("caption", {}), "captioner": "fixed"}
+    if imagenet is not None:
+        overrides["imagenet"] = imagenet
+        overrides["backbone"] = backbone or "mobilenet_v2"
+        overrides["inits"] = [*raw.get("inits", INITS[:3]), "imagenet", "imagenet+diff-person"]
+    elif backbone is not None:
+        overrides["backbone"] = backbone
+    return overrides

@@ -1,0 +1,161 @@
+"""The stages of `diffreid run`, each the library call its command makes, on the run's folders.
+
+DIR/
+  datasets/<name>/          procedural persons the config asks to render
+  sources/<name>/captions/  caption      (LPE captions and identity descriptions)
+  sources/<name>/generator/ finetune     (IIR, LoRA, Diversity Injection)
+  sources/<name>/generated/ generate
+  pretrain/source-only/     pre-training on the raw source images (also the CTF's scorer
+                            where a source names none)
+  diff-person/              filter       (the CTF; Market-1501 layout)
+  pretrain/diff-person/, pretrain/imagenet+diff-person/
+  settings/<init>/<label>/  downstream runs; results/ the table of all of them
+Every stage resumes on its own (units, checkpoints), so a stage cut short by a crash picks
+up where it stopped when the run is started again.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig,
+                             build_config, config_dict, load_train_config)
+from diffreid.pipeline.spec import RunSpec, setting_label, train_values
+
+log = logging.getLogger(__name__)
+
+
+def datasets(spec: RunSpec, out: Path) -> dict:
+    from diffreid.data.synth import synthesize
+
+    rendered = {}
+    for dataset in [*spec.sources, spec.target]:
+        if dataset.synth is not None:
+            values = {"seed": spec.seed, **dataset.synth, "out": out / "datasets" / dataset.name}
+            synthesize(build_config(SynthConfig, values))
+            rendered[dataset.name] = values.get("identities", SynthConfig.identities)
+    return {"rendered_identities": rendered}
+
+
+def caption(spec: RunSpec, out: Path) -> dict:
+    from diffreid.synthesis.captioning import run
+
+    counts = {}
+    for source in spec.sources:
+        folder = run(build_config(CaptionConfig, {**spec.caption, "data": source.spec(out),
+                                                  "out": out / "sources" / source.name / "captions"}))
+        counts[source.name] = sum(1 for _ in open(folder / "captions.jsonl", encoding="utf-8"))
+    return {"captioned_images": counts}
+
+
+def finetune(spec: RunSpec, out: Path) -> dict:
+    from diffreid.synthesis.finetune import run
+
+    for source in spec.sources:
+        folder = out / "sources" / source.name
+        run(build_config(FinetuneConfig, {"seed": spec.seed, **spec.finetune, "data": source.spec(out),
+                                          "captions": folder / "captions", "out": folder / "generator"}))
+    return {}
+
+
+def generate(spec: RunSpec, out: Path) -> dict:
+    from diffreid.synthesis.generate import run
+
+    counts = {}
+    for source in spec.sources:
+        folder = out / "sources" / source.name
+        run(build_config(GenerateConfig, {"seed": spec.seed, **spec.generate, "generator": folder / "generator",
+                                          "out": folder / "generated"}))
+        counts[source.name] = sum(1 for _ in open(folder / "generated" / "manifest.jsonl", encoding="utf-8"))
+    return {"generated_images": counts}
+
+
+def needs_source_only(spec: RunSpec) -> bool:
+    return "source-only" in spec.inits or any(source.scorer is None for source in spec.sources)
+
+
+def source_only(spec: RunSpec, out: Path) -> dict:
+    """Pre-training on the raw source images: the baseline the synthetic data must beat."""
+    if not needs_source_only(spec):
+        return {}
+    return _pretrain(spec, out / "pretrain" / "source-only", [s.spec(out) for s in spec.sources], "scratch")
+
+
+def filter(spec: RunSpec, out: Path) -> dict:  # noqa: A001 - the paper's stage name
+    import json
+
+    from diffreid.filtering import run
+
+    scorers = tuple(f"{s.spec(out)}={s.scorer or out / 'pretrain' / 'source-only'}" for s in spec.sources)
+    folder = run(build_config(FilterConfig, {**spec.filter, "generated": [out / "sources" / s.name / "generated"
+                                                                          for s in spec.sources],
+                                             "scorers": scorers, "out": out / "diff-person"}))
+    report = json.loads((folder / "filter_report.json").read_text(encoding="utf-8"))
+    return {"images_in": report["images_in"], "kept": report["kept"]}
+
+
+def pretrain(spec: RunSpec, out: Path) -> dict:
+    counts = {}
+    data = [f"diffperson:{out / 'diff-person'}"]
+    if "diff-person" in spec.inits:
+        counts["diff-person"] = _pretrain(spec, out / "pretrain" / "diff-person", data, "scratch")
+    if "imagenet+diff-person" in spec.inits:
+        counts["imagenet+diff-person"] = _pretrain(spec, out / "pretrain" / "imagenet+diff-person", data,
+                                                   f"imagenet:{spec.imagenet}")
+    return counts
+
+
+def _pretrain(spec: RunSpec, run_dir: Path, data: list[str], init: str) -> dict:
+    from diffreid.reid.export import export_backbone
+    from diffreid.reid.trainer import run
+
+    preset, values = train_values(spec, "pretrain")
+    run(load_train_config(preset, {**values, "data": tuple(data), "out": run_dir, "init": init}))
+    export_backbone(run_dir, run_dir / "backbone.safetensors")
+    return {"data": data, "init": init}
+
+
+def init_value(spec: RunSpec, out: Path, init: str) -> str:
+    """What `--init` a downstream run of this initialisation gets."""
+    if init == "scratch":
+        return "scratch"
+    if init == "imagenet":
+        return f"imagenet:{spec.imagenet}"
+    return str(out / "pretrain" / init / "backbone.safetensors")
+
+
+def setting_config(spec: RunSpec, out: Path, init: str, setting: dict) -> SettingConfig:
+    preset, values = train_values(spec, "downstream")
+    target = spec.target.spec(out)
+    across = setting["name"] in ("uda", "dg")  # trained on the sources, tested on the target
+    return SettingConfig(name=setting["name"], data=tuple(s.spec(out) for s in spec.sources) if across else (target,),
+                         target=target if across else None, out=out / "settings" / init / setting_label(setting),
+                         init=init_value(spec, out, init),
+                         preset=setting.get("preset") or preset or SettingConfig.preset,
+                         fraction=setting.get("fraction"), one_per_camera=bool(setting.get("one_per_camera")),
+                         table=out / "results", overrides=values, eps=setting.get("eps", SettingConfig.eps),
+                         min_samples=setting.get("min_samples", SettingConfig.min_samples), seed=spec.seed)
+
+
+def settings(spec: RunSpec, out: Path) -> dict:
+    """Every setting for every initialisation; a finished one (same config) is read back, not rerun."""
+    import json
+
+    from diffreid.settings import run
+
+    results: dict[str, dict] = {}
+    for init in spec.inits:
+        for setting in spec.settings:
+            config = setting_config(spec, out, init, setting)
+            done = Path(config.out) / "results.json"
+            summary = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
+            if summary is None or summary.get("config") != json.loads(json.dumps(config_dict(config), default=str)):
+                summary = run(config)
+            results.setdefault(init, {})[setting_label(setting)] = {
+                "mAP": summary["mAP"], "rank1": summary["rank1"], "mINP": summary["mINP"]}
+    return {"results": results}
+
+
+STAGES = {"datasets": datasets, "caption": caption, "finetune": finetune, "generate": generate,
+          "source-only": source_only, "filter": filter, "pretrain": pretrain, "settings": settings}
