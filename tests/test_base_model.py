@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import numpy as np
@@ -161,3 +162,22 @@ def test_shipping_a_trained_miniature_halves_it_and_loads_back_in_float32(tmp_pa
         a = model.text_encoder.eval()(ids).last_hidden_state
         b = shipped.text_encoder(ids).last_hidden_state
     assert torch.allclose(a, b, atol=1e-2)
+
+
+def test_the_packaged_miniature_is_trained_small_and_follows_colour_prompts():
+    """The shipped model: within its size budget, its training recorded, and its samples
+    carry the shirt colour the prompt names (red against blue, in the upper body)."""
+    size = sum(p.stat().st_size for p in MINIATURE.rglob("*") if p.is_file())
+    assert size <= 40 * 2**20
+    model = load_base_model("tiny")
+    trained = json.loads((MINIATURE / "model_index.json").read_text())["trained"]
+    assert {"command", "seed", "steps"} <= set(trained)
+    prompts = {colour: f"a person with light skin and short black hair, wearing a {colour} long-sleeved shirt, black "
+                       "trousers and black sneakers" for colour in ("red", "blue")}
+    upper = {}
+    for colour, prompt in prompts.items():
+        images = sample(model, [prompt] * 6, list(range(6)), steps=15)
+        pixels = np.stack([np.asarray(image, float) for image in images])
+        height = pixels.shape[1]
+        upper[colour] = pixels[:, height // 4:height // 2, :, :].mean(axis=(0, 1, 2))  # torso rows, RGB
+    assert upper["red"][0] - upper["red"][2] > upper["blue"][0] - upper["blue"][2] + 10

@@ -40,3 +40,13 @@ def test_classifier_trains_saves_and_reloads(tiny_persons, tmp_path):
     table = json.loads((tiny_persons / "attributes.json").read_text())
     assert result["samples"] == 3 and result["prompts"][0] in {procedural_caption(a) for a in table.values()}
     assert all(0 <= v <= 1 for v in result["fidelity"].values())
+
+
+def test_agreement_counts_exact_shades_and_colour_families():
+    from diffreid.evaluation.fidelity import agreement
+
+    wanted = [{"upper colour": "navy blue", "lower colour": "beige"}, {"upper colour": "red", "lower colour": "black"}]
+    read = [{"upper colour": "black", "lower colour": "khaki"}, {"upper colour": "red", "lower colour": "white"}]
+    hits = agreement(read, wanted)
+    assert hits["upper colour"] == 0.5 and hits["lower colour"] == 0.0 and hits["both"] == 0.0
+    assert hits["both (colour family)"] == 0.5  # navy/black and beige/khaki are one family each; black/white are not
