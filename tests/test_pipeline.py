@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from diffreid.errors import DiffreidError
 from diffreid.pipeline import run
@@ -78,6 +79,24 @@ def test_run_again_skips_every_finished_stage(finished_run):
     assert log.count("done in an earlier run") >= 9
     assert json.loads((finished_run / "run.json").read_text())["stages"]["settings"] == \
         json.loads(before)["stages"]["settings"]
+
+
+def test_a_changed_filter_reruns_filter_and_what_follows_from_nothing(finished_run, tiny_base):
+    before = json.loads((finished_run / "diff-person" / "filter_report.json").read_text())
+    config = finished_run.parent / "stricter.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tiny_base, filter={"score": "cosine", "percentile": 20})))
+    run(config, finished_run)
+    log = (finished_run / "run.log").read_text().split("stage datasets")[-1]  # this start's lines
+    assert log.count("done in an earlier run") == 5  # datasets ... source-only
+    assert "stage filter: its config changed" in log
+    after = json.loads((finished_run / "diff-person" / "filter_report.json").read_text())
+    assert after["kept"] < before["kept"]
+    kept = len(list((finished_run / "diff-person" / "bounding_box_train").iterdir()))
+    assert kept == after["kept"]  # no image of the old bar left behind
+    report = json.loads((finished_run / "report.json").read_text())
+    assert report["counts"]["kept"] == after["kept"]
+    trained = (finished_run / "pretrain" / "diff-person" / "train.log").read_text()
+    assert "resuming" not in trained  # pre-trained again from nothing on the new Diff-Person
 
 
 def test_a_changed_section_reruns_its_stage_and_the_ones_after(tiny_base, tmp_path):

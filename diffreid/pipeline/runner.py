@@ -1,10 +1,11 @@
 """`diffreid run CONFIG --out DIR`: the whole paradigm, in order, resumable.
 
-DIR/run.json is the ledger: for each finished stage, a digest of the config sections it
-depends on (chained through the stages before it), its wall time and counts. Started
-again, the run skips each stage whose digest still matches and hands the first one that
-does not to that stage's own resume; a changed section reruns its stage and everything
-after it. The log of every start is appended to DIR/run.log.
+DIR/run.json is the ledger: for each stage started, a digest of the config sections it
+depends on (chained through the stages before it), and once it finished, its wall time
+and counts. Started again, the run skips each finished stage whose digest still matches
+and hands an unfinished one to that stage's own resume. A stage whose config changed is
+not resumed: its outputs and every later stage's are removed and made again, so nothing
+made with the old config survives. The log of every start is appended to DIR/run.log.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,6 +30,19 @@ ORDER = (*STAGES, "report")
 DEPENDS = {"datasets": ("seed", "sources", "target"), "caption": ("caption",), "finetune": ("finetune",),
            "generate": ("generate",), "source-only": ("pretrain", "backbone", "inits"), "filter": ("filter",),
            "pretrain": ("imagenet",), "settings": ("downstream", "settings"), "report": ("report",)}
+
+
+# what each stage writes under DIR (globs), removed when the stage must start again from nothing
+OUTPUTS = {"datasets": ("datasets",), "caption": ("sources/*/captions",), "finetune": ("sources/*/generator",),
+           "generate": ("sources/*/generated",), "source-only": ("pretrain/source-only",), "filter": ("diff-person",),
+           "pretrain": ("pretrain/diff-person", "pretrain/imagenet+diff-person"), "settings": ("settings", "results"),
+           "report": ("report.json", "report.html")}
+
+
+def _remove_outputs(out: Path, stage: str) -> None:
+    for pattern in OUTPUTS[stage]:
+        for path in out.glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
 def digests(spec: RunSpec) -> dict[str, str]:
@@ -51,19 +66,24 @@ def run(config: str | Path, out: str | Path, until: str | None = None, overrides
         write_text_atomic(out / "config.yaml", _yaml(spec.raw))
         ledger = _read_ledger(out)
         wanted = digests(spec)
-        for stage in ORDER[:ORDER.index(until) + 1 if until else len(ORDER)]:
+        for index, stage in enumerate(ORDER[:ORDER.index(until) + 1 if until else len(ORDER)]):
             recorded = ledger["stages"].get(stage)
-            if recorded and recorded["digest"] == wanted[stage]:
+            if recorded and recorded["digest"] == wanted[stage] and recorded.get("finished"):
                 log.info("stage %s: done in an earlier run (%.0f s), skipped", stage, recorded["seconds"])
                 continue
+            if recorded and recorded["digest"] != wanted[stage]:  # made with another config: not resumable
+                log.info("stage %s: its config changed; its outputs and every later stage's are removed", stage)
+                for later in ORDER[index:]:
+                    _remove_outputs(out, later)
+                    ledger["stages"].pop(later, None)
+            ledger["stages"][stage] = {"digest": wanted[stage], "finished": None}  # started: resumable
+            write_json_atomic(out / "run.json", ledger)
             log.info("stage %s: starting", stage)
             tick = time.time()
             counts = _report(spec, out, ledger) if stage == "report" else STAGES[stage](spec, out)
             ledger["stages"][stage] = {"digest": wanted[stage], "seconds": round(time.time() - tick, 1),
                                        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                        "counts": counts}
-            for later in ORDER[ORDER.index(stage) + 1:]:  # their inputs may have changed
-                ledger["stages"].pop(later, None)
             write_json_atomic(out / "run.json", ledger)
             log.info("stage %s: finished in %.0f s", stage, ledger["stages"][stage]["seconds"])
     finally:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig,
                              build_config, config_dict, load_train_config)
+from diffreid.errors import DiffreidError
 from diffreid.pipeline.spec import RunSpec, setting_label, train_values
 
 log = logging.getLogger(__name__)
@@ -82,7 +83,8 @@ def source_only(spec: RunSpec, out: Path) -> dict:
     return _pretrain(spec, out / "pretrain" / "source-only", [s.spec(out) for s in spec.sources], "scratch")
 
 
-def filter(spec: RunSpec, out: Path) -> dict:  # noqa: A001 - the paper's stage name
+def ctf_filter(spec: RunSpec, out: Path) -> dict:
+    """The Re-ID Confidence Threshold Filter over every source's generated images."""
     import json
 
     from diffreid.filtering import run
@@ -92,6 +94,10 @@ def filter(spec: RunSpec, out: Path) -> dict:  # noqa: A001 - the paper's stage 
                                                                           for s in spec.sources],
                                              "scorers": scorers, "out": out / "diff-person"}))
     report = json.loads((folder / "filter_report.json").read_text(encoding="utf-8"))
+    if not report["kept"]:
+        raise DiffreidError(f"{folder / 'filter_report.json'}: the CTF kept none of {report['images_in']} generated "
+                            f"images (dropped: {report['dropped']}); lower `filter: percentile` or set a `threshold` "
+                            "in the config, or fine-tune the generator longer, then run again")
     return {"images_in": report["images_in"], "kept": report["kept"]}
 
 
@@ -158,4 +164,4 @@ def settings(spec: RunSpec, out: Path) -> dict:
 
 
 STAGES = {"datasets": datasets, "caption": caption, "finetune": finetune, "generate": generate,
-          "source-only": source_only, "filter": filter, "pretrain": pretrain, "settings": settings}
+          "source-only": source_only, "filter": ctf_filter, "pretrain": pretrain, "settings": settings}

@@ -28,7 +28,7 @@ def write_report_json(spec: RunSpec, out: Path, ledger: dict) -> dict:
     results = stages.get("settings", {}).get("counts", {}).get("results", {})
     report = {"config": str(spec.path), "out": str(out),
               "stages": {name: {"seconds": entry["seconds"], "finished": entry["finished"]}
-                         for name, entry in stages.items()},
+                         for name, entry in stages.items() if entry.get("finished")},
               "counts": counts,
               "filter": {key: filter_report[key] for key in ("kept_fraction", "dropped", "score", "thresholds")}
               if filter_report else {},
