@@ -170,3 +170,17 @@ def test_sigkill_in_generate_and_filter_then_restart_gives_the_same_dataset(tiny
     assert tree_hashes(out / "sources" / "source" / "generated") == expected_generated
     assert tree_hashes(out / "diff-person") == expected
     assert not list(out.rglob("*.tmp"))  # nothing half-written left behind
+
+
+def test_demo_on_a_real_target_generates_from_its_own_training_identities(tmp_path):
+    from diffreid.pipeline.spec import demo_overrides
+
+    (tmp_path / "cuhk01").mkdir()
+    weights = tmp_path / "mobilenet.safetensors"
+    weights.write_bytes(b"")
+    preset = preset_path("demo-full")
+    overrides = demo_overrides(preset, f"cuhk01-485:{tmp_path / 'cuhk01'}", str(weights))
+    spec = load_run_spec(preset, overrides)
+    assert spec.sources[0].data == spec.target.data == f"cuhk01-485:{tmp_path / 'cuhk01'}"
+    assert spec.caption["captioner"] == "fixed"  # CUHK01 carries no attributes
+    assert spec.inits[-2:] == ["imagenet", "imagenet+diff-person"] and spec.backbone == "mobilenet_v2"
