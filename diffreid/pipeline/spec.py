@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig, build_config,
-                             load_train_config)
+from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
+                             build_config, load_train_config)
 from diffreid.errors import DiffreidError
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
@@ -109,18 +109,16 @@ def _dataset(path: Path, where: str, value, default_name: str) -> DatasetSpec:
             raise DiffreidError(f"{path}: {where}.data: {root} does not exist; fix the path (the dataset is not "
                                 "downloaded by diffreid)")
     else:
+        if not isinstance(dataset.synth, dict):
+            raise DiffreidError(f"{path}: `{where}.synth` must be a mapping of options")
         _fields(path, f"{where}.synth", SynthConfig, {**dataset.synth, "out": "x"})
     return dataset
 
 
 def _fields(path: Path, where: str, cls, values: dict) -> None:
-    if not isinstance(values, dict):
-        raise DiffreidError(f"{path}: `{where}` must be a mapping of options")
     try:
         build_config(cls, values)
-    except DiffreidError as error:
-        raise DiffreidError(f"{path}: {where}: {error}") from None
-    except TypeError as error:
+    except (DiffreidError, TypeError) as error:
         raise DiffreidError(f"{path}: {where}: {error}") from None
 
 
@@ -129,16 +127,17 @@ def _check(spec: RunSpec) -> None:
     names = [d.name for d in spec.sources] + [spec.target.name]
     if len(set(names)) != len(names):
         raise DiffreidError(f"{path}: dataset names must differ ({', '.join(names)}); set `name:` on each")
+    for section in ("caption", "finetune", "generate", "filter", "pretrain", "downstream"):
+        if not isinstance(getattr(spec, section), dict):
+            raise DiffreidError(f"{path}: `{section}` must be a mapping of options")
     _fields(path, "caption", CaptionConfig, {**spec.caption, "data": "x", "out": "x"})
     _fields(path, "finetune", FinetuneConfig, {**spec.finetune, "data": "x", "captions": "x", "out": "x"})
     _fields(path, "generate", GenerateConfig, {**spec.generate, "generator": "x", "out": "x"})
     _fields(path, "filter", FilterConfig, {**spec.filter, "generated": ["x"], "scorers": ["x=y"], "out": "x"})
     for section in ("pretrain", "downstream"):
-        values = dict(getattr(spec, section))
-        if not isinstance(values, dict):
-            raise DiffreidError(f"{path}: `{section}` must be a mapping: preset and training options")
+        preset, values = train_values(spec, section)
         try:
-            load_train_config(values.pop("preset", None), {**values, "data": ("x",), "out": "x"})
+            load_train_config(preset, {**values, "data": ("x",), "out": "x"})
         except DiffreidError as error:
             raise DiffreidError(f"{path}: {section}: {error}") from None
     for init in spec.inits:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from diffreid.artifacts import read_jsonl
 from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig,
                              build_config, config_dict, load_train_config)
 from diffreid.errors import DiffreidError
@@ -46,7 +47,7 @@ def caption(spec: RunSpec, out: Path) -> dict:
     for source in spec.sources:
         folder = run(build_config(CaptionConfig, {**spec.caption, "data": source.spec(out),
                                                   "out": out / "sources" / source.name / "captions"}))
-        counts[source.name] = sum(1 for _ in open(folder / "captions.jsonl", encoding="utf-8"))
+        counts[source.name] = len(read_jsonl(folder / "captions.jsonl"))
     return {"captioned_images": counts}
 
 
@@ -68,7 +69,7 @@ def generate(spec: RunSpec, out: Path) -> dict:
         folder = out / "sources" / source.name
         run(build_config(GenerateConfig, {"seed": spec.seed, **spec.generate, "generator": folder / "generator",
                                           "out": folder / "generated"}))
-        counts[source.name] = sum(1 for _ in open(folder / "generated" / "manifest.jsonl", encoding="utf-8"))
+        counts[source.name] = len(read_jsonl(folder / "generated" / "manifest.jsonl"))
     return {"generated_images": counts}
 
 

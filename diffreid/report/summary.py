@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from diffreid.artifacts import write_json_atomic
+from diffreid.artifacts import read_jsonl, write_json_atomic
 from diffreid.pipeline.spec import RunSpec
 
 
@@ -18,9 +18,7 @@ def write_report_json(spec: RunSpec, out: Path, ledger: dict) -> dict:
     stages = ledger["stages"]
     counts = {"source_identities": 0, "generated": 0, "kept": 0}
     for source in spec.sources:
-        lines = (out / "sources" / source.name / "captions" / "identities.jsonl")
-        if lines.is_file():
-            counts["source_identities"] += sum(1 for _ in open(lines, encoding="utf-8"))
+        counts["source_identities"] += len(read_jsonl(out / "sources" / source.name / "captions" / "identities.jsonl"))
     filter_report = _json(out / "diff-person" / "filter_report.json")
     if filter_report:
         counts |= {"generated": filter_report["images_in"], "kept": filter_report["kept"],
