@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+import torch
 
 from diffreid.cli import main
 from diffreid.data import load_dataset
@@ -115,3 +116,32 @@ def test_usl_and_uda_train_without_target_labels(tiny_persons, tmp_path):
     rows = read_table(tmp_path / "results")
     assert [(r["setting"], r["test"]) for r in rows] == [("usl", f"market1501:{target}"),
                                                          ("uda", f"market1501:{target}")]
+
+
+def test_killed_usl_resumes_to_the_same_weights(tiny_persons, tmp_path, monkeypatch, caplog):
+    from safetensors.torch import load_file
+
+    import diffreid.reid.cluster_contrast as cluster_contrast
+
+    common = ["--data", f"market1501:{tiny_persons}", "--preset", "cpu-tiny", "--init", "scratch", "--eps", "0.15",
+              "--min-samples", "2", "--table", str(tmp_path / "results")]
+    assert main(["setting", "usl", "--out", str(tmp_path / "whole"), *common]) == 0
+
+    killed = tmp_path / "killed"
+    real_update = cluster_contrast.ClusterMemory.update
+
+    def dies_in_epoch_two(self, features, labels):
+        if (killed / "run" / "checkpoints" / "epoch-0001").is_dir():
+            raise KeyboardInterrupt  # after epoch two's first optimizer step, before its checkpoint
+        real_update(self, features, labels)
+
+    monkeypatch.setattr(cluster_contrast.ClusterMemory, "update", dies_in_epoch_two)
+    assert main(["setting", "usl", "--out", str(killed), *common]) == 130  # as after Ctrl-C
+    assert not (killed / "run" / "model.safetensors").exists()
+    monkeypatch.setattr(cluster_contrast.ClusterMemory, "update", real_update)
+    caplog.clear()
+    assert main(["setting", "usl", "--out", str(killed), *common]) == 0
+    assert "resuming from epoch 1" in caplog.text  # not started over
+    resumed = load_file(killed / "run" / "model.safetensors")
+    whole = load_file(tmp_path / "whole" / "run" / "model.safetensors")
+    assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
