@@ -11,6 +11,7 @@ from diffreid import __version__
 from diffreid.config import CaptionConfig
 from diffreid.data.records import SPLITS
 from diffreid.errors import DiffreidError
+from diffreid.pipeline.study import QUESTIONS
 from diffreid.synthesis.captioners import CAPTIONERS
 
 
@@ -72,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--out", type=Path, required=True, help="the generator folder")
     tune.add_argument("--iir", choices=("table", "encoder"), default=None)
     tune.add_argument("--encoder-model", default=None, help="--iir encoder: the Re-ID model whose features it reads")
-    tune.add_argument("--identity-tokens", type=int, default=None, metavar="K")
+    tune.add_argument("--identity-tokens", type=int, default=None, metavar="K",
+                      help="identity tokens per identity (IIR); 0: without the IIR")
+    tune.add_argument("--images-per-identity", type=int, default=None, metavar="N",
+                      help="input sequence length: N images of each identity (seeded); default all")
     tune.add_argument("--lora-rank", type=int, default=None)
     tune.add_argument("--full", action="store_true", help="fine-tune the whole UNet instead of LoRA adapters")
     tune.add_argument("--prior-weight", type=float, default=None, metavar="LAMBDA", help="FSPP weight (0: off)")
@@ -206,6 +210,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "mobilenet_v2 with --imagenet)")
     demo.set_defaults(handler=_demo)
 
+    questions = commands.add_parser("study", help="the questions the paper leaves open, on a finished run: CTF "
+                                               "kept fraction, synthetic/real/both, sequence length, without "
+                                               "IIR, without DI")
+    questions.add_argument("run", type=Path, help="a finished `diffreid run` / `diffreid demo` folder")
+    questions.add_argument("--out", type=Path, required=True, help="the study's folder (resumable)")
+    questions.add_argument("--questions", nargs="+", default=list(QUESTIONS), choices=QUESTIONS, metavar="Q",
+                        help=f"which to measure (default: all of {', '.join(QUESTIONS)})")
+    questions.add_argument("--keep", nargs="+", type=float, default=[1.0, 0.8, 0.6, 0.4, 0.2],
+                        help="ctf: kept fractions of the generated images (1.0: without the CTF)")
+    questions.add_argument("--lengths", nargs="+", type=int, default=[1, 2],
+                        help="sequence: images per identity given to fine-tuning")
+    questions.add_argument("--consistency-model", default=None, metavar="MODEL",
+                        help="the Re-ID model judging identity consistency (default: the run's source-only model)")
+    questions.add_argument("--init", default="diff-person", choices=("diff-person", "imagenet+diff-person"),
+                        help="which Diff-Person initialisation the variants pre-train")
+    questions.set_defaults(handler=_study)
+
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
@@ -297,7 +318,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from diffreid.config import FinetuneConfig, build_config
     from diffreid.synthesis.finetune import run
 
-    values = {name: getattr(args, name) for name in ("iir", "encoder_model", "identity_tokens", "lora_rank",
+    values = {name: getattr(args, name) for name in ("iir", "encoder_model", "identity_tokens", "images_per_identity",
+                                                      "lora_rank",
                                                       "prior_weight", "reference_set", "steps", "batch_size", "lr",
                                                       "mixed_precision", "seed")
               if getattr(args, name) is not None}
@@ -400,6 +422,15 @@ def _demo(args: argparse.Namespace) -> int:
     out = run(preset, args.out, overrides=demo_overrides(preset, args.target, args.imagenet,
                                                                      args.backbone))
     _print_outcome(out)
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from diffreid.pipeline.study import study
+
+    out = study(args.run, args.out, tuple(args.questions), tuple(args.keep), tuple(args.lengths),
+                args.consistency_model, args.init)
+    print((out / "study.md").read_text(encoding="utf-8"))
     return 0
 
 

@@ -224,7 +224,8 @@ class FinetuneConfig:
     base_model: str = "tiny"  # "tiny", a model folder or a hub id (CompVis/stable-diffusion-v1-4)
     image_size: tuple[int, int] | None = None  # None: the base model's
     iir: str = "table"  # "table" (learned per identity) or "encoder" (from Re-ID features)
-    identity_tokens: int = 4  # K
+    identity_tokens: int = 4  # K; 0: without the IIR (the identity only in its description)
+    images_per_identity: int | None = None  # the input sequence's length (a seeded choice); None: all
     encoder_model: str | None = None  # iir encoder: the Re-ID model whose features it reads
     lora_rank: int = 8
     lora_targets: tuple[str, ...] = ("to_q", "to_k", "to_v", "to_out.0")

@@ -56,6 +56,14 @@ class Scorer:
         return np.array([lookup[int(p)] for p in pids])
 
 
+def _same_data(key: str) -> str:
+    """FORMAT:ROOT with the root resolved, so a link and its target name one dataset."""
+    if ":" not in key:
+        return key
+    fmt, root = parse_spec(key)
+    return f"{fmt}:{Path(root).resolve()}"
+
+
 def scorers_by_source(specs: tuple[str, ...], sources: list[str], batch_size: int) -> dict[str, list[Scorer]]:
     """`SOURCE=MODEL` flags matched to the generated folders' sources (the full FORMAT:ROOT, or its format)."""
     wanted: dict[str, list[str]] = {}
@@ -67,8 +75,9 @@ def scorers_by_source(specs: tuple[str, ...], sources: list[str], batch_size: in
         wanted.setdefault(key, []).append(model)
     found = {}
     for source in sources:
-        names = [source, parse_spec(source)[0], str(Path(parse_spec(source)[1]))]
-        models = [m for key, ms in wanted.items() if key in names for m in ms]
+        fmt, root = parse_spec(source)
+        names = {_same_data(source), fmt, str(Path(root).resolve())}
+        models = [m for key, ms in wanted.items() if _same_data(key) in names for m in ms]
         if not models:
             raise DiffreidError(f"no --scorer for source {source}; give --scorer {parse_spec(source)[0]}=MODEL "
                                 f"(sources: {', '.join(sources)})")

@@ -81,7 +81,7 @@ def source_only(spec: RunSpec, out: Path) -> dict:
     """Pre-training on the raw source images: the baseline the synthetic data must beat."""
     if not needs_source_only(spec):
         return {}
-    return _pretrain(spec, out / "pretrain" / "source-only", [s.spec(out) for s in spec.sources], "scratch")
+    return pretrain_backbone(spec, out / "pretrain" / "source-only", [s.spec(out) for s in spec.sources], "scratch")
 
 
 def ctf_filter(spec: RunSpec, out: Path) -> dict:
@@ -106,14 +106,14 @@ def pretrain(spec: RunSpec, out: Path) -> dict:
     counts = {}
     data = [f"diffperson:{out / 'diff-person'}"]
     if "diff-person" in spec.inits:
-        counts["diff-person"] = _pretrain(spec, out / "pretrain" / "diff-person", data, "scratch")
+        counts["diff-person"] = pretrain_backbone(spec, out / "pretrain" / "diff-person", data, "scratch")
     if "imagenet+diff-person" in spec.inits:
-        counts["imagenet+diff-person"] = _pretrain(spec, out / "pretrain" / "imagenet+diff-person", data,
-                                                   f"imagenet:{spec.imagenet}")
+        counts["imagenet+diff-person"] = pretrain_backbone(spec, out / "pretrain" / "imagenet+diff-person", data,
+                                                           f"imagenet:{spec.imagenet}")
     return counts
 
 
-def _pretrain(spec: RunSpec, run_dir: Path, data: list[str], init: str) -> dict:
+def pretrain_backbone(spec: RunSpec, run_dir: Path, data: list[str], init: str) -> dict:
     from diffreid.reid.export import export_backbone
     from diffreid.reid.trainer import run
 

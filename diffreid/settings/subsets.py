@@ -31,12 +31,17 @@ def choose_identities(records: list[Record], fraction: float, rng: np.random.Gen
     return [r for r in records if r.pid in keep]
 
 
-def choose_images(records: list[Record], fraction: float | None, rng: np.random.Generator) -> list[Record]:
-    """`fraction` of each identity's images (at least one); None: one image per camera."""
+def choose_images(records: list[Record], fraction: float | None, rng: np.random.Generator,
+                  count: int | None = None) -> list[Record]:
+    """`fraction` of each identity's images (at least one), or `count` of them (all where it has
+    fewer); neither: one image per camera."""
     kept = []
     for pid in sorted({r.pid for r in records}):
         own = [r for r in records if r.pid == pid]
-        if fraction is None:
+        if count is not None:
+            picks = rng.choice(len(own), size=min(count, len(own)), replace=False)
+            kept += [own[i] for i in sorted(picks)]
+        elif fraction is None:
             cameras = sorted({r.camid for r in own})
             kept += [own[int(rng.choice(np.flatnonzero([r.camid == cam for r in own])))] for cam in cameras]
         else:

@@ -108,6 +108,17 @@ def identity_features(features: np.ndarray, image_pids: list[int], pids: list[in
     return torch.from_numpy(np.stack([features[image_pids == pid].mean(axis=0) for pid in pids]))
 
 
+def sequences(records: list, length: int | None, seed: int) -> list:
+    """Each identity's input sequence: `length` of its images (a seeded choice), or all of them."""
+    if length is None:
+        return list(records)
+    if length < 1:
+        raise DiffreidError(f"images_per_identity={length}: an input sequence needs at least one image")
+    from diffreid.settings.subsets import choose_images
+
+    return choose_images(records, None, np.random.default_rng(seed), count=length)
+
+
 def _prepare_unet(config: FinetuneConfig, model: BaseModel) -> None:
     unet = model.unet
     unet.requires_grad_(config.full)
@@ -132,9 +143,10 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     model = load_base_model(config.base_model, tuple(config.image_size) if config.image_size else None)
     dataset = load_dataset(config.data).require("train")
     captions, descriptions = read_captions(config.captions, dataset.root)
-    pids = sorted({r.pid for r in dataset.train})
+    train = sequences(dataset.train, config.images_per_identity, config.seed)
+    pids = sorted({r.pid for r in train})
     index_of = {pid: i for i, pid in enumerate(pids)}
-    items = [(r.path, [index_of[r.pid], captions.get(Path(r.path).resolve(), "")]) for r in dataset.train]
+    items = [(r.path, [index_of[r.pid], captions.get(Path(r.path).resolve(), "")]) for r in train]
     sizing = _Sizing(model.image_size, config.encode_batch)
     latents, labels = cache_latents(sizing, model.codec, items, out / "cache" / "identities")
     identity_index = torch.tensor([label[0] for label in labels])
@@ -148,7 +160,7 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
         entries = read_reference_set(folder)
         reference, reference_prompts = cache_latents(sizing, model.codec, entries, out / "cache" / "reference")
     placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, config.identity_tokens)
-    iir = _identity_model(config, model, pids, dataset.train)
+    iir = _identity_model(config, model, pids, train)
     model.text_encoder.requires_grad_(False)
     model.codec.requires_grad_(False)
     _prepare_unet(config, model)
@@ -209,7 +221,7 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
             save_checkpoint(out / "checkpoints", done, _trainable(model, iir), {"optimizer": optimizer.state_dict()},
                             unit="step")
     unet.eval()
-    _save_generator(out, config, model, iir, generator.identities)
+    _save_generator(out, config, model, iir, generator.identities, len(train))
     _sample_sheet(load_generator(out), out / "samples.png", config.sample_steps)
     write_manifest(out, "finetune", config_dict(config),
                    counts={"images": len(labels), "identities": len(pids), "reference_images": len(reference_prompts),
@@ -252,7 +264,7 @@ def _restore(out: Path, model: BaseModel, iir: torch.nn.Module, optimizer) -> tu
 
 
 def _save_generator(out: Path, config: FinetuneConfig, model: BaseModel, iir: torch.nn.Module,
-                    identities: list[dict]) -> None:
+                    identities: list[dict], input_images: int) -> None:
     with atomic_path(out / "identity.safetensors") as tmp:
         save_file({k: v.contiguous() for k, v in iir.state_dict().items()}, tmp)
     if config.full:
@@ -265,8 +277,8 @@ def _save_generator(out: Path, config: FinetuneConfig, model: BaseModel, iir: to
     write_json_atomic(out / "identities.json", identities)
     write_json_atomic(out / "generator.json", {
         "base_model": config.base_model, "image_size": list(model.image_size), "data": config.data,
-        "identity_tokens": config.identity_tokens, "iir": config.iir,
-        "identity_features": list(getattr(iir, "features", torch.zeros(0, 0)).shape),
+        "identity_tokens": config.identity_tokens, "iir": config.iir, "input_images": input_images,
+        "images_per_identity": config.images_per_identity, "identity_features": list(getattr(iir, "features", torch.zeros(0, 0)).shape),
         "adapter": "full" if config.full else "lora",
         "lora": None if config.full else {"rank": config.lora_rank, "targets": list(config.lora_targets)},
         "codec": {"shift": getattr(model.codec, "shift", None), "scale": getattr(model.codec, "scale", None)}})

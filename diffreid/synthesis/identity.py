@@ -31,8 +31,9 @@ def placeholders(k: int) -> list[str]:
 
 
 def identity_prompt(k: int, description: str = "") -> str:
-    """'a photo of <id_0> <id_1> <id_2> <id_3> person, {description}'."""
-    text = f"a photo of {' '.join(placeholders(k))} {ANCHOR}"
+    """'a photo of <id_0> <id_1> <id_2> <id_3> person, {description}'; K = 0 is fine-tuning
+    without the IIR: the identity is in the prompt only through its description."""
+    text = f"a photo of {' '.join([*placeholders(k), ANCHOR])}"
     return f"{text}, {description}" if description else text
 
 
