@@ -208,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="ImageNet weights of the backbone: adds the imagenet and imagenet+diff-person rows")
     demo.add_argument("--backbone", default=None, help="the backbone of every Re-ID run (default: the preset's; "
                                                         "mobilenet_v2 with --imagenet)")
+    demo.add_argument("--scorer", default=None, metavar="MODEL",
+                      help="the CTF's Re-ID model (e.g. an OSNet .onnx) instead of the run's source-only model")
     demo.set_defaults(handler=_demo)
 
     questions = commands.add_parser("study", help="the questions the paper leaves open, on a finished run: CTF "
@@ -419,8 +421,8 @@ def _demo(args: argparse.Namespace) -> int:
     from diffreid.pipeline.spec import demo_overrides, preset_path
 
     preset = preset_path(f"demo-{args.preset}")
-    out = run(preset, args.out, overrides=demo_overrides(preset, args.target, args.imagenet,
-                                                                     args.backbone))
+    out = run(preset, args.out, overrides=demo_overrides(preset, args.target, args.imagenet, args.backbone,
+                                                         args.scorer))
     _print_outcome(out)
     return 0
 

@@ -107,6 +107,9 @@ def test_a_changed_section_reruns_its_stage_and_the_ones_after(tiny_base, tmp_pa
     a = digests(load_run_spec(write_config(tmp_path, base)))
     b = digests(load_run_spec(write_config(tmp_path, changed)))
     assert [s for s in a if a[s] == b[s]] == ["datasets", "caption", "finetune", "generate", "source-only"]
+    scored = tiny_config(tiny_base, sources=[{**base["sources"][0], "scorer": "osnet.onnx"}])
+    c = digests(load_run_spec(write_config(tmp_path, scored)))  # a scorer is the filter's: images are kept
+    assert [s for s in a if a[s] == c[s]] == ["datasets", "caption", "finetune", "generate", "source-only"]
 
 
 @pytest.mark.parametrize("change, message", [
@@ -184,3 +187,8 @@ def test_demo_on_a_real_target_generates_from_its_own_training_identities(tmp_pa
     assert spec.sources[0].data == spec.target.data == f"cuhk01-485:{tmp_path / 'cuhk01'}"
     assert spec.caption["captioner"] == "fixed"  # CUHK01 carries no attributes
     assert spec.inits[-2:] == ["imagenet", "imagenet+diff-person"] and spec.backbone == "mobilenet_v2"
+    assert spec.sources[0].scorer is None
+    scorer = tmp_path / "osnet.onnx"
+    spec = load_run_spec(preset, demo_overrides(preset, f"cuhk01-485:{tmp_path / 'cuhk01'}", str(weights),
+                                                scorer=str(scorer)))
+    assert spec.sources[0].scorer == str(scorer) and spec.sources[0].data == spec.target.data

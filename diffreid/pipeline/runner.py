@@ -26,9 +26,11 @@ from diffreid.pipeline.stages import STAGES
 log = logging.getLogger(__name__)
 
 ORDER = (*STAGES, "report")
-# the config sections each stage reads (beyond what the stages before it read)
+# the config sections each stage reads (beyond what the stages before it read); a source's
+# `scorer` is the filter's alone, so changing it keeps the generated images
 DEPENDS = {"datasets": ("seed", "sources", "target"), "caption": ("caption",), "finetune": ("finetune",),
-           "generate": ("generate",), "source-only": ("pretrain", "backbone", "inits"), "filter": ("filter",),
+           "generate": ("generate",), "source-only": ("pretrain", "backbone", "inits"),
+           "filter": ("filter", "scorers"),
            "pretrain": ("imagenet",), "settings": ("downstream", "settings"), "report": ("report",)}
 
 
@@ -48,10 +50,18 @@ def _remove_outputs(out: Path, stage: str) -> None:
 def digests(spec: RunSpec) -> dict[str, str]:
     chain, found = "", {}
     for stage in ORDER:
-        part = {key: spec.raw.get(key) for key in DEPENDS[stage]}
+        part = {key: _section(spec.raw, key) for key in DEPENDS[stage]}
         chain = hashlib.sha256((chain + json.dumps(part, sort_keys=True, default=str)).encode()).hexdigest()[:16]
         found[stage] = chain
     return found
+
+
+def _section(raw: dict, key: str):
+    if key == "sources":
+        return [{k: v for k, v in source.items() if k != "scorer"} for source in raw["sources"]]
+    if key == "scorers":
+        return [source.get("scorer") for source in raw["sources"]]
+    return raw.get(key)
 
 
 def run(config: str | Path, out: str | Path, until: str | None = None, overrides: dict | None = None) -> Path:

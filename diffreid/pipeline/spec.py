@@ -180,11 +180,13 @@ def preset_path(name: str) -> Path:
     return TRAIN_PRESETS.parent / f"{name}.yaml"
 
 
-def demo_overrides(preset: Path, target: str | None, imagenet: str | None, backbone: str | None = None) -> dict:
-    """`diffreid demo --target/--imagenet`: the real-data protocol, generating from the target's own
-    training identities (captioned with a fixed caption when the dataset carries no attributes).
-    ImageNet rows need that backbone's weights: MobileNetV2 unless `backbone` says otherwise, as
-    its weights are the ones in ../shared/data."""
+def demo_overrides(preset: Path, target: str | None, imagenet: str | None, backbone: str | None = None,
+                   scorer: str | None = None) -> dict:
+    """`diffreid demo --target/--imagenet/--scorer`: the real-data protocol, generating from the
+    target's own training identities (captioned with a fixed caption when the dataset carries no
+    attributes). ImageNet rows need that backbone's weights: MobileNetV2 unless `backbone` says
+    otherwise, as its weights are the ones in ../shared/data. `scorer`: the CTF's Re-ID model
+    (e.g. OSNet) instead of the run's own source-only pre-training."""
     import yaml
 
     raw = yaml.safe_load(Path(preset).read_text(encoding="utf-8"))
@@ -199,4 +201,6 @@ def demo_overrides(preset: Path, target: str | None, imagenet: str | None, backb
         overrides["inits"] = [*raw.get("inits", INITS[:3]), "imagenet", "imagenet+diff-person"]
     elif backbone is not None:
         overrides["backbone"] = backbone
+    if scorer is not None:
+        overrides["sources"] = [{**source, "scorer": scorer} for source in overrides.get("sources", raw["sources"])]
     return overrides
