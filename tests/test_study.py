@@ -20,7 +20,7 @@ from pipeline_configs import tiny_config, write_config
 def studied(tiny_base, tmp_path_factory):
     folder = tmp_path_factory.mktemp("study")
     finished = run(write_config(folder, tiny_config(tiny_base, settings=[{"name": "supervised"}])), folder / "run")
-    assert main(["study", str(finished), "--out", str(folder / "study"), "--keep", "1", "0.5",
+    assert main(["study", str(finished), "--out", str(folder / "study"), "--keep", "1", "0.5", "0.06",
                  "--lengths", "1"]) == 0
     return finished, folder / "study"
 
@@ -28,14 +28,17 @@ def studied(tiny_base, tmp_path_factory):
 def test_every_question_gets_its_rows(studied):
     _, out = studied
     rows = {row["variant"]: row for row in json.loads((out / "study.json").read_text())["rows"]}
-    assert list(rows) == ["run", "ctf-1", "ctf-0.5", "data-both", "sequence-1", "no-iir", "no-di"]
+    assert list(rows) == ["run", "ctf-1", "ctf-0.5", "ctf-0.06", "data-both", "sequence-1", "no-iir", "no-di"]
+    # one image kept is one identity, too few to pre-train on: reported, and the study went on
+    assert "fewer than P=2" in rows.pop("ctf-0.06")["error"]
     for row in rows.values():
         assert set(row["results"]) == {"supervised"} and 0 <= row["results"]["supervised"]["mAP"] <= 1
     for name in ("run", "sequence-1", "no-iir", "no-di"):  # each with a generator of its own is judged
         judged = rows[name]["consistency"]["source"]
         assert 0 <= judged["closer_to_own"] <= 1 and judged["spread"] >= 0
     table = (out / "study.md").read_text()
-    assert table.count("\n") == 2 + len(rows) + 2  # header, rows, scratch and source-only baselines
+    assert table.count("\n") == 2 + len(rows) + 1 + 2  # header, rows, the failed one, the baselines
+    assert "| ctf | 0.06 | not measured: " in table
     for name in ("ctf.png", "sequence.png", "grid-di-iir.png", "study.log"):
         assert (out / name).is_file(), name
 
@@ -74,8 +77,8 @@ def test_study_again_measures_nothing_new(studied):
     finished, out = studied
     before = (out / "study.json").read_text()
     tick = time.time()
-    assert main(["study", str(finished), "--out", str(out), "--keep", "1", "0.5", "--lengths", "1"]) == 0
-    assert time.time() - tick < 60 and (out / "study.json").read_text() == before
+    assert main(["study", str(finished), "--out", str(out), "--keep", "1", "0.5", "0.06", "--lengths", "1"]) == 0
+    assert time.time() - tick < 60 and (out / "study.json").read_text() == before  # the failed one tried again
     assert (out / "study.log").read_text().count("measured in an earlier study") >= 7
 
 

@@ -73,11 +73,15 @@ def _study(run: Path, out: Path, report: dict, base: RunSpec, questions: tuple[s
         if rows_path.is_file() else {}
 
     def measure(name: str, question: str, value, make) -> None:
-        if name in rows:
+        if name in rows and "error" not in rows[name]:
             log.info("variant %s: measured in an earlier study, kept", name)
             return
         log.info("variant %s (%s = %s): starting", name, question, value)
-        rows[name] = {"variant": name, "question": question, "value": value, **make(out / name)}
+        try:
+            rows[name] = {"variant": name, "question": question, "value": value, **make(out / name)}
+        except DiffreidError as error:  # e.g. too few identities kept to train on: reported, the rest goes on
+            log.warning("variant %s: not measured: %s", name, error)
+            rows[name] = {"variant": name, "question": question, "value": value, "error": str(error)}
         write_json_atomic(rows_path, {"run": str(run), "init": init, "consistency_model": judge,
                                       "baselines": report["results"], "rows": list(rows.values())})
 
@@ -211,7 +215,7 @@ def _new_generator(run: Path, base: RunSpec, folder: Path, init: str, judge: str
 
 def study_table(summary: dict) -> str:
     """A markdown table: one row per variant, and the baselines' rows below."""
-    settings = list(next(iter(summary["rows"]))["results"])
+    settings = list(next(row for row in summary["rows"] if "error" not in row)["results"])
     head = ["question", "variant", "generated", "kept", "closer to own", "gen. Rank-1", "spread (real)"]
     head += [f"{s} mAP / R1" for s in settings]
     lines = ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
@@ -221,6 +225,10 @@ def study_table(summary: dict) -> str:
                 for s in settings]
 
     for row in summary["rows"]:
+        if "error" in row:
+            lines.append("| " + " | ".join([row["question"], str(row["value"]), f"not measured: {row['error']}",
+                                             *[""] * (len(head) - 3)]) + " |")
+            continue
         scored = next(iter(row.get("consistency", {}).values()), None)
         judged = [f"{100 * scored['closer_to_own']:.1f}%", f"{100 * scored['rank1']:.1f}%",
                   f"{scored['spread']:.3f} ({scored['real_spread']:.3f})"] if scored else ["", "", ""]
@@ -240,7 +248,7 @@ def plot_study(summary: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = summary["rows"]
+    rows = [row for row in summary["rows"] if "error" not in row]
     the_run = next(row for row in rows if row["variant"] == "run")
     settings = list(the_run["results"])
     sweeps = {"ctf": ("kept fraction of generated images", lambda row: row["kept_fraction"]),
