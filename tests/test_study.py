@@ -30,7 +30,7 @@ def test_every_question_gets_its_rows(studied):
     rows = {row["variant"]: row for row in json.loads((out / "study.json").read_text())["rows"]}
     assert list(rows) == ["run", "ctf-1", "ctf-0.5", "ctf-0.06", "data-both", "sequence-1", "no-iir", "no-di"]
     # one image kept is one identity, too few to pre-train on: reported, and the study went on
-    assert "fewer than P=2" in rows.pop("ctf-0.06")["error"]
+    assert "needs at least 2 identities, found 1" in rows.pop("ctf-0.06")["error"]
     for row in rows.values():
         assert set(row["results"]) == {"supervised"} and 0 <= row["results"]["supervised"]["mAP"] <= 1
     for name in ("run", "sequence-1", "no-iir", "no-di"):  # each with a generator of its own is judged
