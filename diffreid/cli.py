@@ -229,6 +229,18 @@ def build_parser() -> argparse.ArgumentParser:
                         help="which Diff-Person initialisation the variants pre-train")
     questions.set_defaults(handler=_study)
 
+    judge = commands.add_parser("consistency", help="are generated images their person? A Re-ID model nobody "
+                                                    "trained on them scores each generated folder against the real "
+                                                    "images of its identities")
+    judge.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    judge.add_argument("--model", required=True, help="the judging Re-ID model (e.g. an OSNet .onnx)")
+    judge.add_argument("--reference-camera", type=int, default=None, metavar="C",
+                       help="the real gallery and centroids hold this camera's images only (CUHK01: 1)")
+    judge.add_argument("--real-camera", type=int, default=None, metavar="C",
+                       help="also score this camera's real images the same way, the reference (CUHK01: 2)")
+    judge.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
+    judge.set_defaults(handler=_consistency)
+
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
@@ -433,6 +445,28 @@ def _study(args: argparse.Namespace) -> int:
     out = study(args.run, args.out, tuple(args.questions), tuple(args.keep), tuple(args.lengths),
                 args.consistency_model, args.init)
     print((out / "study.md").read_text(encoding="utf-8"))
+    return 0
+
+
+def _consistency(args: argparse.Namespace) -> int:
+    from diffreid.artifacts import write_json_atomic
+    from diffreid.evaluation.consistency import identity_consistency
+
+    found = {str(folder): identity_consistency(args.model, folder, args.real_camera, args.reference_camera)
+             for folder in args.generated}
+    print("| images | own centroid cos | nearest other cos | closer to own | Rank-1 | mAP | spread |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for folder, scored in found.items():
+        for name in ("generated", "real"):
+            if name in scored:
+                row = scored[name]
+                label = folder if name == "generated" else f"real camera {args.real_camera}"
+                print(f"| {label} ({row['images']}) | {row['own_centroid_cosine']:.3f} | "
+                      f"{row['nearest_other_centroid_cosine']:.3f} | {row['closer_to_own']:.1%} | "
+                      f"{row['rank1']:.1%} | {row['mAP']:.1%} | {row['spread']:.3f} |")
+    if args.out is not None:
+        write_json_atomic(args.out, found)
+        print(f"wrote {args.out}")
     return 0
 
 

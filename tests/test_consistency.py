@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from PIL import Image
 
+from diffreid.cli import main
+from diffreid.data import load_dataset
 from diffreid.evaluation.consistency import identity_consistency, spread
 from generated_dirs import split_by_camera, write_generated
 
@@ -20,7 +24,7 @@ def test_spread_is_zero_for_copies_and_grows_with_variety():
     assert abs(spread(copies, pids)) < 1e-6 and spread(varied, pids) > 0.05
 
 
-def test_true_views_are_consistent_and_relabelled_ones_are_not(shared_data, tmp_path):
+def test_true_views_are_consistent_and_relabelled_ones_are_not(shared_data, tmp_path, capsys):
     from diffreid.config import SynthConfig
     from diffreid.data.synth import synthesize
 
@@ -38,9 +42,19 @@ def test_true_views_are_consistent_and_relabelled_ones_are_not(shared_data, tmp_
     assert true["closer_to_own"] > 0.8 and true["rank1"] > 0.8
     assert wrong["closer_to_own"] < 0.2 and wrong["rank1"] < 0.2 and wrong["mAP"] < true["mAP"]
 
+    # the command: both folders at once, with one camera's real images as the reference to approach
+    assert main(["consistency", "--generated", str(tmp_path / "true"), str(tmp_path / "wrong"), "--model", model,
+                 "--reference-camera", "1", "--real-camera", "2", "--out", str(tmp_path / "judged.json")]) == 0
+    judged = json.loads((tmp_path / "judged.json").read_text())
+    assert list(judged) == [str(tmp_path / "true"), str(tmp_path / "wrong")]
+    real = judged[str(tmp_path / "true")]["real"]
+    assert 0 < real["images"] < len(load_dataset(spec).train) and real["rank1"] > 0.8
+    assert judged[str(tmp_path / "true")]["generated"]["rank1"] > judged[str(tmp_path / "wrong")]["generated"]["rank1"]
+    table = capsys.readouterr().out
+    assert table.count("| real camera 2 (") == 2 and f"| {tmp_path / 'wrong'} (" in table
+
 
 def test_comparison_grid_lays_out_inputs_and_each_generated_folder(tiny_persons, tmp_path):
-    from diffreid.data import load_dataset
     from diffreid.report.grids import comparison_grid
 
     spec = f"market1501:{tiny_persons}"
