@@ -62,7 +62,7 @@ def config_dict(config) -> dict:
     return {k: plain(v) for k, v in dataclasses.asdict(config).items()}
 
 
-TRAIN_PRESETS = Path(__file__).resolve().parents[1] / "configs" / "train"
+TRAIN_PRESETS = Path(__file__).resolve().parent / "configs" / "train"  # in the package, so wheels carry them
 
 
 @dataclass

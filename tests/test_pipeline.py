@@ -136,6 +136,25 @@ def test_presets_are_valid_configs():
         load_run_spec(preset_path("paper"))
 
 
+def test_presets_ship_inside_the_package():
+    """`pip install diffreid` (a wheel, no source tree) must still find every preset."""
+    import tomllib
+
+    import diffreid
+    from diffreid.config import TRAIN_PRESETS
+
+    package = Path(diffreid.__file__).parent
+    assert preset_path("demo-quick").parent == package / "configs" and TRAIN_PRESETS.parent == package / "configs"
+    root = package.parent / "pyproject.toml"
+    if not root.is_file():
+        pytest.skip("installed from a wheel: no pyproject.toml beside the package")
+    globs = tomllib.loads(root.read_text())["tool"]["setuptools"]["package-data"]["diffreid"]
+    presets = sorted((package / "configs").rglob("*.yaml"))
+    assert len(presets) >= 4
+    for preset in presets:
+        assert any(preset.relative_to(package).match(glob) for glob in globs), f"{preset} is not package data"
+
+
 def _run_until_filter(config: Path, out: Path, kill_when=None) -> int:
     """`diffreid run --until filter` in a subprocess; SIGKILL it once `kill_when()` holds."""
     process = subprocess.Popen([sys.executable, "-m", "diffreid", "run", str(config), "--out", str(out),
