@@ -24,6 +24,17 @@ def test_spread_is_zero_for_copies_and_grows_with_variety():
     assert abs(spread(copies, pids)) < 1e-6 and spread(varied, pids) > 0.05
 
 
+def test_spread_compares_equal_counts_per_identity():
+    """Drawn from one distribution, 24 images spread wider around their mean than 2 do: the
+    count is fixed so generated (many per identity) and real (few) compare fairly."""
+    rng = np.random.default_rng(1)
+    many = rng.normal(size=(200 * 24, 16)) + 3
+    pids = np.repeat(np.arange(200), 24)
+    assert spread(many, pids) > 1.3 * spread(many, pids, per_identity=2)
+    few = many.reshape(200, 24, 16)[:, :2].reshape(-1, 16)
+    assert abs(spread(many, pids, per_identity=2) - spread(few, np.repeat(np.arange(200), 2))) < 1e-9
+
+
 def test_true_views_are_consistent_and_relabelled_ones_are_not(shared_data, tmp_path, capsys):
     from diffreid.config import SynthConfig
     from diffreid.data.synth import synthesize

@@ -23,7 +23,8 @@ from diffreid.filtering.scorers import Scorer
 from diffreid.filtering.scores import Reference
 
 
-def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, gallery: Reference) -> dict:
+def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, gallery: Reference,
+             per_identity: int | None) -> dict:
     features = l2_normalize(features)
     similarity = features @ reference.centroids.T
     own = reference.index(pids)
@@ -35,15 +36,18 @@ def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, galle
     return {"images": int(len(pids)), "own_centroid_cosine": float(own_cosine.mean()),
             "nearest_other_centroid_cosine": float(nearest_other.mean()),
             "closer_to_own": float((own_cosine > nearest_other).mean()),
-            "rank1": float(ranks["cmc"][0]), "mAP": float(ranks["mAP"]), "spread": spread(features, pids)}
+            "rank1": float(ranks["cmc"][0]), "mAP": float(ranks["mAP"]), "spread": spread(features, pids, per_identity)}
 
 
-def spread(features: np.ndarray, pids: np.ndarray) -> float:
-    """Mean cosine distance of an identity's images to their own mean direction, over identities."""
+def spread(features: np.ndarray, pids: np.ndarray, per_identity: int | None = None) -> float:
+    """Mean cosine distance of an identity's images to their own mean direction, over identities.
+
+    The mean of few images lies closer to each of them than the mean of many, so spreads
+    compare only at equal counts: `per_identity` takes each identity's first N images."""
     features = l2_normalize(features)
     values = []
     for pid in np.unique(pids):
-        members = features[pids == pid]
+        members = features[pids == pid][:per_identity]
         if len(members) > 1:
             values.append(float(1 - (members @ l2_normalize(members.mean(axis=0, keepdims=True)).T).mean()))
     return float(np.mean(values)) if values else float("nan")
@@ -56,7 +60,8 @@ def identity_consistency(model: str, generated: Path, real_camera: int | None = 
     The real images of the generated identities (all splits of the source dataset) form
     the centroids and the gallery. With `reference_camera` / `real_camera` (e.g. 1 and 2
     on CUHK01), the gallery holds `reference_camera`'s images and the real reference
-    queries are `real_camera`'s.
+    queries are `real_camera`'s. Spreads are taken over as many images per identity as the
+    real images have (their median count), generated and real alike.
     """
     source, items = read_generated(generated)
     pids = sorted({item.pid for item in items})
@@ -67,11 +72,12 @@ def identity_consistency(model: str, generated: Path, real_camera: int | None = 
     real_pids, real_cams = np.array([r.pid for r in kept]), np.array([r.camid for r in kept])
     in_gallery = real_cams == reference_camera if reference_camera is not None else np.ones(len(kept), bool)
     gallery = Reference.from_features(real[in_gallery], real_pids[in_gallery], real_cams[in_gallery])
+    count = int(np.median(np.unique(real_pids, return_counts=True)[1]))
     made, _, made_kept = scorer.embed([Record(i.path, i.pid, -1, "generated") for i in items], desc="generated")
-    result = {"source": source, "identities": len(pids),
-              "generated": _summary(made, np.array([r.pid for r in made_kept]), gallery, gallery)}
+    result = {"source": source, "identities": len(pids), "spread_per_identity": count,
+              "generated": _summary(made, np.array([r.pid for r in made_kept]), gallery, gallery, count)}
     if real_camera is not None:
         queries = real_cams == real_camera
-        result["real"] = _summary(real[queries], real_pids[queries], gallery, gallery)
-    result["real_spread"] = spread(real, real_pids)
+        result["real"] = _summary(real[queries], real_pids[queries], gallery, gallery, count)
+    result["real_spread"] = spread(real, real_pids, count)
     return result
