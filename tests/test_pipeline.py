@@ -211,3 +211,22 @@ def test_demo_on_a_real_target_generates_from_its_own_training_identities(tmp_pa
     spec = load_run_spec(preset, demo_overrides(preset, f"cuhk01-485:{tmp_path / 'cuhk01'}", str(weights),
                                                 scorer=str(scorer)))
     assert spec.sources[0].scorer == str(scorer) and spec.sources[0].data == spec.target.data
+
+
+def test_claim_weighs_the_baselines_and_the_papers_imagenet_comparison():
+    from diffreid.report.summary import claim
+
+    def r(m):
+        return {"mAP": m, "rank1": m}
+
+    results = {"scratch": {"supervised": r(0.02), "few-shot": r(0.01)},
+               "source-only": {"supervised": r(0.14), "few-shot": r(0.05)},
+               "diff-person": {"supervised": r(0.09), "few-shot": r(0.06)}}
+    plain = claim(results)
+    assert plain["answer"] == "partly" and "imagenet" not in plain  # 3 of 4: loses supervised to source-only
+    assert [row["beats source-only"] for row in plain["settings"]] == [False, True]
+    results |= {"imagenet": {"supervised": r(0.31), "few-shot": r(0.13)},
+                "imagenet+diff-person": {"supervised": r(0.45), "few-shot": r(0.12)}}
+    paper = claim(results)
+    assert paper["answer"] == "partly" and paper["imagenet"]["answer"] == "partly"
+    assert "won 1 of 2 (partly): supervised 45.0% against 31.0%; few-shot 12.0% against 13.0%" in paper["text"]

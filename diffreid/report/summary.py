@@ -60,6 +60,27 @@ def claim(results: dict) -> dict:
         parts.append(f"{row['setting']}: diff-person mAP {row['diff-person']:.1%} against " + ", ".join(against))
     text = (f"Pre-training on the generated data won {wins} of {comparisons} comparisons on the target "
             f"({answer}). " + "; ".join(parts) + ".")
+    found = {"answer": answer, "text": text, "settings": rows}
+    after_imagenet = against_imagenet(results)
+    if after_imagenet:
+        found["imagenet"] = after_imagenet
+        found["text"] += " " + after_imagenet["text"]
+    return found
+
+
+def against_imagenet(results: dict) -> dict | None:
+    """The paper's own comparison: Diff-Person pre-training after ImageNet against ImageNet alone."""
+    both, alone = results.get("imagenet+diff-person", {}), results.get("imagenet", {})
+    shared = [setting for setting in both if setting in alone]
+    if not shared:
+        return None
+    rows = [{"setting": s, "imagenet+diff-person": both[s]["mAP"], "imagenet": alone[s]["mAP"],
+             "beats imagenet": both[s]["mAP"] > alone[s]["mAP"]} for s in shared]
+    wins = sum(row["beats imagenet"] for row in rows)
+    answer = "yes" if wins == len(rows) else "no" if wins == 0 else "partly"
+    text = (f"As the paper compares, ImageNet then Diff-Person against ImageNet alone won {wins} of {len(rows)} "
+            f"({answer}): " + "; ".join(f"{r['setting']} {r['imagenet+diff-person']:.1%} against "
+                                        f"{r['imagenet']:.1%}" for r in rows) + ".")
     return {"answer": answer, "text": text, "settings": rows}
 
 
