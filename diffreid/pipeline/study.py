@@ -72,6 +72,10 @@ def _study(run: Path, out: Path, report: dict, base: RunSpec, questions: tuple[s
     rows = {row["variant"]: row for row in json.loads(rows_path.read_text(encoding="utf-8"))["rows"]} \
         if rows_path.is_file() else {}
 
+    def summary() -> dict:
+        return {"run": str(run), "init": init, "consistency_model": judge, "baselines": report["results"],
+                "rows": list(rows.values())}
+
     def measure(name: str, question: str, value, make) -> None:
         if name in rows and "error" not in rows[name]:
             log.info("variant %s: measured in an earlier study, kept", name)
@@ -82,8 +86,7 @@ def _study(run: Path, out: Path, report: dict, base: RunSpec, questions: tuple[s
         except DiffreidError as error:  # e.g. too few identities kept to train on: reported, the rest goes on
             log.warning("variant %s: not measured: %s", name, error)
             rows[name] = {"variant": name, "question": question, "value": value, "error": str(error)}
-        write_json_atomic(rows_path, {"run": str(run), "init": init, "consistency_model": judge,
-                                      "baselines": report["results"], "rows": list(rows.values())})
+        write_json_atomic(rows_path, summary())
 
     measure("run", "run", "as run", lambda folder: _the_run(run, report, base, init, judge))
     if "ctf" in questions:
@@ -104,10 +107,8 @@ def _study(run: Path, out: Path, report: dict, base: RunSpec, questions: tuple[s
         measure("no-di", "di", "without", lambda folder: _new_generator(
             run, base, folder, init, judge, {"finetune": {**base.finetune, "prior_weight": 0.0},
                                              "generate": {**base.generate, "injection": False}}))
-    summary = {"run": str(run), "init": init, "consistency_model": judge, "baselines": report["results"],
-               "rows": list(rows.values())}
-    write_text_atomic(out / "study.md", study_table(summary))
-    plot_study(summary, out)
+    write_text_atomic(out / "study.md", study_table(summary()))
+    plot_study(summary(), out)
     _grids(run, out, base)
     log.info("wrote %s", out / "study.md")
     return out
@@ -135,6 +136,8 @@ def threshold_keeping(scores: np.ndarray, fraction: float) -> float:
 
 def _variant(run: Path, base: RunSpec, folder: Path, init: str, overrides: dict, shared: tuple[str, ...]) -> RunSpec:
     """A run-shaped folder whose unchanged parts link to RUN, and its config."""
+    import yaml
+
     for pattern in shared:
         for made in run.glob(pattern):
             link = folder / made.relative_to(run)
@@ -145,8 +148,6 @@ def _variant(run: Path, base: RunSpec, folder: Path, init: str, overrides: dict,
     raw = {**base.raw, **overrides, "inits": inits}
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "config.yaml"
-    import yaml
-
     write_text_atomic(config, yaml.safe_dump(raw, sort_keys=False))
     return load_run_spec(config)
 

@@ -52,7 +52,7 @@ def claim(results: dict) -> dict:
     if not comparisons:
         return {"answer": "not measured", "text": "The run holds no diff-person results beside a baseline.",
                 "settings": rows}
-    answer = "yes" if wins == comparisons else "no" if wins == 0 else "partly"
+    answer = _answer(wins, comparisons)
     parts = []
     for row in rows:
         against = [f"{b} {row[b]:.1%} ({'beaten' if row[f'beats {b}'] else 'not beaten'})"
@@ -68,6 +68,10 @@ def claim(results: dict) -> dict:
     return found
 
 
+def _answer(wins: int, comparisons: int) -> str:
+    return "yes" if wins == comparisons else "no" if wins == 0 else "partly"
+
+
 def against_imagenet(results: dict) -> dict | None:
     """The paper's own comparison: Diff-Person pre-training after ImageNet against ImageNet alone."""
     both, alone = results.get("imagenet+diff-person", {}), results.get("imagenet", {})
@@ -77,7 +81,7 @@ def against_imagenet(results: dict) -> dict | None:
     rows = [{"setting": s, "imagenet+diff-person": both[s]["mAP"], "imagenet": alone[s]["mAP"],
              "beats imagenet": both[s]["mAP"] > alone[s]["mAP"]} for s in shared]
     wins = sum(row["beats imagenet"] for row in rows)
-    answer = "yes" if wins == len(rows) else "no" if wins == 0 else "partly"
+    answer = _answer(wins, len(rows))
     text = (f"As the paper compares, ImageNet then Diff-Person against ImageNet alone won {wins} of {len(rows)} "
             f"({answer}): " + "; ".join(f"{r['setting']} {r['imagenet+diff-person']:.1%} against "
                                         f"{r['imagenet']:.1%}" for r in rows) + ".")
