@@ -46,6 +46,7 @@ def test_run_writes_every_stage_and_the_report(finished_run):
     for name in ("diff-person/bounding_box_train", "pretrain/source-only/backbone.safetensors",
                  "pretrain/diff-person/backbone.safetensors", "results/results.csv", "run.log", "config.yaml"):
         assert (finished_run / name).exists(), name
+    assert not list(finished_run.rglob("checkpoints"))  # finished stages keep their weights, not their resume points
 
 
 def test_report_html_is_self_contained_and_renders_in_chromium(finished_run, tmp_path):
@@ -119,6 +120,7 @@ def test_a_changed_section_reruns_its_stage_and_the_ones_after(tiny_base, tmp_pa
     ({"pretrain": {"preset": "no-such-preset"}}, "no such training preset"),
     ({"inits": ["scratch", "imagenet"]}, "needs `imagenet:`"),
     ({"settings": [{"name": "semi-supervised"}]}, "settings[0]: `name` must be one of"),
+    ({"keep_checkpoints": "yes"}, "`keep_checkpoints` is true or false"),
 ])
 def test_a_bad_config_stops_before_any_work(tiny_base, tmp_path, change, message):
     path = write_config(tmp_path, tiny_config(tiny_base, **change))
@@ -126,6 +128,11 @@ def test_a_bad_config_stops_before_any_work(tiny_base, tmp_path, change, message
         run(path, tmp_path / "out")
     assert message in str(error.value) and str(path) in str(error.value)
     assert not (tmp_path / "out").exists()
+
+
+def test_keep_checkpoints_keeps_a_finished_stages_resume_points(tiny_base, tmp_path):
+    out = run(write_config(tmp_path, tiny_config(tiny_base, keep_checkpoints=True)), tmp_path / "run", until="finetune")
+    assert list((out / "sources" / "source" / "generator" / "checkpoints").glob("step-*"))
 
 
 def test_presets_are_valid_configs():

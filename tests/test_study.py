@@ -41,6 +41,8 @@ def test_every_question_gets_its_rows(studied):
     assert "| ctf | 0.06 | not measured: " in table
     for name in ("ctf.png", "sequence.png", "grid-di-iir.png", "study.log"):
         assert (out / name).is_file(), name
+    # measured variants keep their weights, not their resume points; the failed one keeps what it had
+    assert {path.relative_to(out).parts[0] for path in out.rglob("checkpoints")} <= {"ctf-0.06"}
 
 
 def test_ctf_variants_keep_the_fraction_asked_of_the_run_images(studied):

@@ -47,6 +47,15 @@ def _remove_outputs(out: Path, stage: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _prune(out: Path, stage: str) -> None:
+    """A finished stage is skipped, never resumed, so its training runs' checkpoints only take disk."""
+    from diffreid.reid.checkpoints import prune_checkpoints
+
+    freed = sum(prune_checkpoints(path) for pattern in OUTPUTS[stage] for path in out.glob(pattern) if path.is_dir())
+    if freed:
+        log.info("stage %s: its checkpoints removed (%.0f MB; `keep_checkpoints: true` keeps them)", stage, freed / 1e6)
+
+
 def digests(spec: RunSpec) -> dict[str, str]:
     chain, found = "", {}
     for stage in ORDER:
@@ -98,6 +107,8 @@ def run(config: str | Path, out: str | Path, until: str | None = None, overrides
                                        "counts": counts}
             write_json_atomic(out / "run.json", ledger)
             log.info("stage %s: finished in %.0f s", stage, ledger["stages"][stage]["seconds"])
+            if not spec.keep_checkpoints:
+                _prune(out, stage)
     finally:
         logging.getLogger().removeHandler(handler)
         handler.close()

@@ -20,7 +20,7 @@ from diffreid.errors import DiffreidError
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
 SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
 TOP_LEVEL = ("seed", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate", "filter",
-             "pretrain", "downstream", "settings", "inits", "report")
+             "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
 
 
 @dataclass
@@ -53,6 +53,7 @@ class RunSpec:
     settings: list[dict] = field(default_factory=list)  # {"name", "label", "preset", "fraction", ...}
     inits: list[str] = field(default_factory=lambda: ["scratch", "source-only", "diff-person"])
     report: dict = field(default_factory=dict)  # {"identities": rows of grids}
+    keep_checkpoints: bool = False  # a finished stage's training checkpoints are removed unless true
     raw: dict = field(default_factory=dict)  # the file's mapping, for the record
 
 
@@ -127,6 +128,8 @@ def _check(spec: RunSpec) -> None:
     names = [d.name for d in spec.sources] + [spec.target.name]
     if len(set(names)) != len(names):
         raise DiffreidError(f"{path}: dataset names must differ ({', '.join(names)}); set `name:` on each")
+    if not isinstance(spec.keep_checkpoints, bool):
+        raise DiffreidError(f"{path}: `keep_checkpoints` is true or false, not {spec.keep_checkpoints!r}")
     for section in ("caption", "finetune", "generate", "filter", "pretrain", "downstream"):
         if not isinstance(getattr(spec, section), dict):
             raise DiffreidError(f"{path}: `{section}` must be a mapping of options")

@@ -31,6 +31,7 @@ from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, writ
 from diffreid.errors import DiffreidError
 from diffreid.pipeline import stages
 from diffreid.pipeline.spec import RunSpec, load_run_spec
+from diffreid.reid.checkpoints import prune_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,8 @@ def _study(run: Path, out: Path, report: dict, base: RunSpec, questions: tuple[s
         log.info("variant %s (%s = %s): starting", name, question, value)
         try:
             rows[name] = {"variant": name, "question": question, "value": value, **make(out / name)}
+            if not base.keep_checkpoints:  # a measured variant is read back, never resumed
+                prune_checkpoints(out / name)
         except DiffreidError as error:  # e.g. too few identities kept to train on: reported, the rest goes on
             log.warning("variant %s: not measured: %s", name, error)
             rows[name] = {"variant": name, "question": question, "value": value, "error": str(error)}

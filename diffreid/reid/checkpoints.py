@@ -52,6 +52,16 @@ def checkpoints(folder: Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def prune_checkpoints(root: Path) -> int:
+    """Remove every `checkpoints/` folder under `root` (a finished run's resume points); the bytes freed."""
+    freed = 0
+    for folder in sorted(Path(root).rglob("checkpoints")):
+        if folder.is_dir() and not folder.is_symlink() and checkpoints(folder):  # never a linked run's
+            freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+            shutil.rmtree(folder, ignore_errors=True)
+    return freed
+
+
 def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """The tensors and training state of one checkpoint directory."""
     try:
