@@ -7,7 +7,7 @@ same reading of one real image of each prompted identity (the ceiling the judge 
 and saves a sheet of samples.
 
     python benchmarks/miniature_fidelity.py --classifier runs/attribute-classifier \
-        --data market1501:runs/synth-market-600 [--model tiny] [--n 200] [--sheet docs/figures/miniature_samples.png]
+        --data market1501:runs/synth-market-600 [--model tiny] [--split query] [--n 200] [--sheet docs/figures/miniature_samples.png]
 """
 
 from __future__ import annotations
@@ -27,15 +27,17 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="tiny (the packaged miniature) or a base-model folder")
     parser.add_argument("--classifier", type=Path, required=True, help="a trained attribute classifier folder")
     parser.add_argument("--data", required=True, help="a procedural dataset (its query identities are prompted)")
+    parser.add_argument("--split", default="query", help="whose captions: query (identities unseen in base training) "
+                        "or train (seen: fidelity there and not on query means the model memorised, not composed)")
     parser.add_argument("--n", type=int, default=200)
     parser.add_argument("--steps", type=int, default=25)
     parser.add_argument("--guidance", type=float, default=5.0)
     parser.add_argument("--sheet", type=Path, default=None, help="save the first 32 samples here")
     args = parser.parse_args()
     classifier = load_attribute_classifier(args.classifier)
-    result = prompt_fidelity(load_base_model(args.model), classifier, args.data, n=args.n, steps=args.steps,
-                             guidance=args.guidance)
-    real = labelled_images(args.data, ("query",))
+    result = prompt_fidelity(load_base_model(args.model), classifier, args.data, n=args.n, split=args.split,
+                             steps=args.steps, guidance=args.guidance)
+    real = labelled_images(args.data, (args.split,))
     wanted = {pid: labels for pid, labels in ((int(path.name[:4]), labels) for path, labels in real)}
     pids = sorted(wanted)[:args.n]
     photos = [next(path for path, _ in real if int(path.name[:4]) == pid) for pid in pids]
