@@ -96,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--per-identity", type=int, default=10)
     gen.add_argument("--shard", default=None, metavar="K/N", help="generate identities K, K+N, ... only")
+    gen.add_argument("--identities", type=int, nargs="+", default=None, metavar="PID",
+                     help="only these person ids (a preview; their images are those a full run makes)")
     gen.add_argument("--steps", type=int, default=25, help="DPM-Solver++ steps")
     gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
     gen.add_argument("--no-injection", action="store_true", help="no Diversity Injection attributes in the prompts")
@@ -349,7 +351,7 @@ def _generate(args: argparse.Namespace) -> int:
     from diffreid.synthesis.generate import run
 
     config = GenerateConfig(generator=args.generator, out=args.out, per_identity=args.per_identity, shard=args.shard,
-                            steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
+                            identities=tuple(args.identities) if args.identities else None, steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
                             batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
     print(f"wrote {run(config)}")
     return 0

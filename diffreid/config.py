@@ -257,6 +257,7 @@ class GenerateConfig:
     out: Path
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
+    identities: tuple[int, ...] | None = None  # only these person ids (a preview); None: all
     steps: int = 25  # DPM-Solver++ steps
     guidance: float = 5.0
     injection: bool = True  # join attribute phrases absent from the identity's captions (DI)

@@ -163,6 +163,15 @@ def test_generate_writes_the_contract_deterministically(tiny_generator, tmp_path
         a = np.asarray(Image.open(one / line["file"]), int)
         b = np.asarray(Image.open(two / line["file"]), int)
         assert np.abs(a - b).max() <= 1
+    last = lines[-1]["pid"]  # a preview of one identity: its images are the full run's
+    preview = run(GenerateConfig(**config, out=tmp_path / "preview", batch_size=3, identities=(last,)))
+    assert (preview / "manifest.jsonl").read_text() == "".join(
+        json.dumps(line) + "\n" for line in lines if line["pid"] == last)
+    assert all(np.abs(np.asarray(Image.open(preview / line["file"]), int)
+                      - np.asarray(Image.open(one / line["file"]), int)).max() <= 1
+               for line in lines if line["pid"] == last)
+    with pytest.raises(DiffreidError, match="not learnt by this generator"):
+        run(GenerateConfig(**config, out=tmp_path / "none", identities=(9999,)))
     other = run(GenerateConfig(**config, out=tmp_path / "other", seed=1, injection=False))
     line = json.loads((other / "manifest.jsonl").read_text().splitlines()[0])
     assert line["injected"] == [] and line["seed"] != first["seed"]

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from diffreid.artifacts import atomic_path, sweep_partial, write_manifest, write_text_atomic
 from diffreid.config import GenerateConfig, config_dict
+from diffreid.errors import DiffreidError
 from diffreid.scaleout import local_device, merges_here, stage_shard
 from diffreid.synthesis.diversity import injected_attributes
 from diffreid.synthesis.finetune import Generator, load_generator
@@ -73,8 +74,17 @@ def run(config: GenerateConfig) -> Path:
     generator.iir.to(device, dtype)
     if config.compile:
         generator.model.unet = torch.compile(generator.model.unet)
-    pids = [identity["pid"] for identity in generator.identities]
-    mine = [(position, pid) for position, pid in enumerate(pids) if position % n == k - 1]
+    learnt = [identity["pid"] for identity in generator.identities]
+    if config.identities is not None:
+        unknown = sorted(set(config.identities) - set(learnt))
+        if unknown:
+            raise DiffreidError(f"{config.generator}: identities {unknown} were not learnt by this generator "
+                                f"(it knows {len(learnt)}: {learnt[0]}…{learnt[-1]}); see its identities.json")
+    # an identity keeps its position among all learnt ones, so its seeds are the same in a subset
+    positions = [(position, pid) for position, pid in enumerate(learnt)
+                 if config.identities is None or pid in config.identities]
+    pids = [pid for _, pid in positions]
+    mine = [(position, pid) for i, (position, pid) in enumerate(positions) if i % n == k - 1]
     todo = [(position, pid) for position, pid in mine if not (out / ".units" / f"{pid}.jsonl").is_file()]
     log.info("%d identities, shard %d/%d holds %d, %d to do; %d images each", len(pids), k, n, len(mine), len(todo),
              config.per_identity)
