@@ -243,6 +243,27 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
     judge.set_defaults(handler=_consistency)
 
+    attrs = commands.add_parser("attributes", help="train the attribute classifier that judges generators "
+                                                   "(prompt fidelity, attribute diversity) on procedural persons")
+    attrs.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
+                       help="a procedural dataset with attributes.json (diffreid synth); repeat for several")
+    attrs.add_argument("--out", type=Path, required=True)
+    attrs.add_argument("--epochs", type=int, default=4)
+    attrs.add_argument("--batch-size", type=int, default=64)
+    attrs.add_argument("--backbone", default="resnet18", choices=("resnet18", "mobilenet_v2"))
+    attrs.add_argument("--init", default="scratch", help="scratch, imagenet:FILE or a weights file")
+    attrs.add_argument("--seed", type=int, default=0)
+    attrs.set_defaults(handler=_attributes)
+
+    spread = commands.add_parser("diversity", help="attribute values generated images show that their identity's "
+                                                   "input images lack, read by the attribute classifier (DI)")
+    spread.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    spread.add_argument("--classifier", type=Path, required=True, help="a folder written by diffreid attributes")
+    spread.add_argument("--per-identity", type=int, default=None, metavar="N",
+                        help="compare at N generated images per identity (default: all of them)")
+    spread.add_argument("--out", type=Path, default=None, help="write the counts here as JSON")
+    spread.set_defaults(handler=_diversity)
+
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
@@ -466,6 +487,33 @@ def _consistency(args: argparse.Namespace) -> int:
                 print(f"| {label} ({row['images']}) | {row['own_centroid_cosine']:.3f} | "
                       f"{row['nearest_other_centroid_cosine']:.3f} | {row['closer_to_own']:.1%} | "
                       f"{row['rank1']:.1%} | {row['mAP']:.1%} | {row['spread']:.3f} |")
+    if args.out is not None:
+        write_json_atomic(args.out, found)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def _attributes(args: argparse.Namespace) -> int:
+    from diffreid.evaluation.attribute_classifier import train_attribute_classifier
+
+    train_attribute_classifier(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
+                               backbone=args.backbone, init=args.init)
+    print(f"wrote {args.out} (held-out accuracy in {args.out / 'accuracy.json'})")
+    return 0
+
+
+def _diversity(args: argparse.Namespace) -> int:
+    from diffreid.artifacts import write_json_atomic
+    from diffreid.evaluation.attribute_classifier import load_attribute_classifier
+    from diffreid.evaluation.attribute_diversity import new_attribute_values
+
+    classifier = load_attribute_classifier(args.classifier)
+    found = {str(folder): new_attribute_values(classifier, folder, args.per_identity) for folder in args.generated}
+    print("| images | identities | values read on the input | on the generated | new: generated only |")
+    print("| --- | --- | --- | --- | --- |")
+    for folder, counted in found.items():
+        print(f"| {folder} ({counted['images']}) | {counted['identities']} | {counted['input_values']:.2f} | "
+              f"{counted['generated_values']:.2f} | {counted['new_values']:.2f} |")
     if args.out is not None:
         write_json_atomic(args.out, found)
         print(f"wrote {args.out}")
