@@ -479,10 +479,13 @@ def _consistency(args: argparse.Namespace) -> int:
              for folder in args.generated}
     print("| images | own centroid cos | nearest other cos | closer to own | Rank-1 | mAP | spread |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
+    last_real = None
     for folder, scored in found.items():
         for name in ("generated", "real"):
-            if name in scored:
+            if name in scored and not (name == "real" and scored[name] == last_real):  # same people: shown once
                 row = scored[name]
+                if name == "real":
+                    last_real = row
                 label = folder if name == "generated" else f"real camera {args.real_camera}"
                 print(f"| {label} ({row['images']}) | {row['own_centroid_cosine']:.3f} | "
                       f"{row['nearest_other_centroid_cosine']:.3f} | {row['closer_to_own']:.1%} | "
