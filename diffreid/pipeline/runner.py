@@ -47,6 +47,9 @@ def _remove_outputs(out: Path, stage: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+TRAINING = ("finetune", "source-only", "pretrain", "settings")  # the stages whose runs write checkpoints/
+
+
 def _prune(out: Path, stage: str) -> None:
     """A finished stage is skipped, never resumed, so its training runs' checkpoints only take disk."""
     from diffreid.reid.checkpoints import prune_checkpoints
@@ -107,7 +110,7 @@ def run(config: str | Path, out: str | Path, until: str | None = None, overrides
                                        "counts": counts}
             write_json_atomic(out / "run.json", ledger)
             log.info("stage %s: finished in %.0f s", stage, ledger["stages"][stage]["seconds"])
-            if not spec.keep_checkpoints:
+            if stage in TRAINING and not spec.keep_checkpoints:
                 _prune(out, stage)
     finally:
         logging.getLogger().removeHandler(handler)
