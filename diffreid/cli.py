@@ -178,6 +178,9 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                       help="person images (procedural persons are captioned from attributes.json); repeat to mix")
     base.add_argument("--out", type=Path, required=True, help="run directory (cache, checkpoints, model/)")
+    base.add_argument("--init", default=None, metavar="tiny|FOLDER",
+                      help="go on training this miniature (the packaged one, or a base-train run's model/); "
+                           "default: a new one from scratch")
     base.add_argument("--steps", type=int, default=None)
     base.add_argument("--batch-size", type=int, default=None)
     base.add_argument("--lr", type=float, default=None)
@@ -426,8 +429,8 @@ def _base_train(args: argparse.Namespace) -> int:
     from diffreid.config import BaseTrainConfig, build_config
     from diffreid.synthesis.base_train import run
 
-    values = {name: getattr(args, name) for name in ("steps", "batch_size", "lr", "image_size", "codec", "tokenizer",
-                                                      "real_caption", "mixed_precision", "seed")
+    values = {name: getattr(args, name) for name in ("init", "steps", "batch_size", "lr", "image_size", "codec",
+                                                      "tokenizer", "real_caption", "mixed_precision", "seed")
               if getattr(args, name) is not None}
     config = build_config(BaseTrainConfig, {**values, **_set_fields(args.set), "data": tuple(args.data),
                                             "out": args.out})

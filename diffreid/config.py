@@ -156,6 +156,7 @@ class BaseTrainConfig:
 
     data: tuple[str, ...]
     out: Path
+    init: str | None = None  # "tiny" or a miniature folder to continue training from; None: from scratch
     splits: tuple[str, ...] = ("train",)
     real_caption: str = "a photo of a person"
     codec: Path | None = None  # folder with the TAEF2 files; None: the package's copy

@@ -143,6 +143,27 @@ def test_base_train_writes_a_loadable_model_and_resumes_exactly(tiny_persons, tm
         run(_base_config(tiny_persons, tmp_path / "run", lr=1e-3))
 
 
+def test_base_train_goes_on_from_a_trained_miniature(tiny_persons, tmp_path):
+    """--init continues a model: its weights are the start and its latent normalisation is
+    kept; a model of another shape is refused with the field named."""
+    from diffreid.synthesis.base_train import run
+
+    first = load_base_model(run(_base_config(tiny_persons, tmp_path / "first")) / "model")
+    first.codec.shift, first.codec.scale = 0.25, 2.5  # not what these persons measure
+    first.save_pretrained(tmp_path / "start")
+    again = run(_base_config(tiny_persons, tmp_path / "again", init=str(tmp_path / "start"), steps=2, lr=0.0,
+                             ema_decay=0.0, checkpoint_every=2, sample_every=2))
+    continued = load_base_model(again / "model")
+    assert (continued.codec.shift, continued.codec.scale) == (0.25, 2.5)
+    start = load_file(tmp_path / "start" / "unet" / "diffusion_pytorch_model.safetensors")
+    assert all(torch.equal(start[k], v) for k, v in continued.unet.state_dict().items())  # lr 0: unchanged
+    fresh = load_base_model(run(_base_config(tiny_persons, tmp_path / "fresh", steps=2, lr=0.0, ema_decay=0.0,
+                                             checkpoint_every=2, sample_every=2)) / "model")
+    assert not torch.equal(fresh.unet.conv_in.weight, continued.unet.conv_in.weight)
+    with pytest.raises(DiffreidError, match="text_hidden 32"):
+        run(_base_config(tiny_persons, tmp_path / "other", init=str(tmp_path / "start"), text_hidden=48))
+
+
 def test_shipping_a_trained_miniature_halves_it_and_loads_back_in_float32(tmp_path):
     from diffreid.synthesis.base_model import ship_miniature
 

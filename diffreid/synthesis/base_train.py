@@ -34,7 +34,7 @@ from diffreid.errors import DiffreidError
 from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
-from diffreid.synthesis.base_model import MiniatureShape, new_miniature
+from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.sampling import grid, sample
 
@@ -134,20 +134,48 @@ def run(config: BaseTrainConfig) -> Path:
     from diffusers.training_utils import EMAModel
 
     with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:
-        shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
-                               layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
-                               text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
-        model = new_miniature(shape, config.codec, config.tokenizer, seed=config.seed)
+        model = _initial_model(config)
         items = captioned_images(config)
         raw, captions = cache_latents(config, model.codec.eval(), items, out / "cache")
-        # the codec's normalisation, measured once on these people (SD's VAE scaling factor)
-        model.codec.shift, model.codec.scale = float(raw.float().mean()), float(1 / raw.float().std())
+        if config.init is None:  # the codec's normalisation, measured once on these people (SD's VAE scaling factor)
+            model.codec.shift, model.codec.scale = float(raw.float().mean()), float(1 / raw.float().std())
         latents = (raw.float() - model.codec.shift) * model.codec.scale
         log.info("%d images (%d unreadable skipped), latents %s, shift %.4f scale %.4f", len(captions),
                  len(items) - len(captions), tuple(latents.shape[1:]), model.codec.shift, model.codec.scale)
         accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
         _train(config, out, model, latents, captions, accelerator, EMAModel)
     return out
+
+
+def _initial_model(config: BaseTrainConfig):
+    """A fresh miniature of the config's shape, or the one `init` names, to go on training.
+
+    Continuing keeps the model's codec normalisation (its UNet learned in that latent
+    scale), as fine-tuning SD keeps the VAE's scaling factor; its shape must be the config's.
+    """
+    shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
+                           layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
+                           text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
+    if config.init is None:
+        return new_miniature(shape, config.codec, config.tokenizer, seed=config.seed)
+    if config.codec is not None or config.tokenizer is not None:
+        raise DiffreidError(f"init {config.init}: its own codec and tokenizer are used; drop codec / tokenizer")
+    model = load_base_model(config.init)
+    if model.kind != "miniature":
+        raise DiffreidError(f"init {config.init}: base-train continues a miniature (a folder with codec/); "
+                            "fine-tune Stable Diffusion with `diffreid finetune` instead")
+    found = {"image_size": model.image_size, "unet_channels": tuple(model.unet.config.block_out_channels),
+             "layers_per_block": model.unet.config.layers_per_block,
+             "text_hidden": model.text_encoder.config.hidden_size,
+             "text_layers": model.text_encoder.config.num_hidden_layers}
+    wanted = {name: getattr(config, name) for name in found}
+    wrong = {name: value for name, value in found.items()
+             if (tuple(value) if isinstance(value, (list, tuple)) else value) !=
+             (tuple(wanted[name]) if isinstance(wanted[name], (list, tuple)) else wanted[name])}
+    if wrong:
+        raise DiffreidError(f"init {config.init} has " + ", ".join(f"{k} {v}" for k, v in wrong.items()) +
+                            "; set the same (--set FIELD=VALUE) or leave init out to train a new shape")
+    return model
 
 
 def _train(config, out, model, latents, captions, accelerator, ema_class) -> None:
