@@ -62,6 +62,7 @@ def test_agreement_counts_exact_shades_and_colour_families():
     hits = agreement(read, wanted)
     assert hits["upper colour"] == 0.5 and hits["lower colour"] == 0.0 and hits["both"] == 0.0
     assert hits["both (colour family)"] == 0.5  # navy/black and beige/khaki are one family each; black/white are not
+    assert hits["upper colour (family)"] == 1.0 and hits["lower colour (family)"] == 0.5
 
 
 class _RedReader:

@@ -32,10 +32,14 @@ def family(colour: str) -> str:
 
 def agreement(read: list[dict], wanted: list[dict]) -> dict[str, float]:
     """Share of images whose checked colours are read as wanted: per attribute, both, and by family."""
-    hits = {name: sum(r[name] == w[name] for r, w in zip(read, wanted)) / len(read) for name in CHECKED}
-    hits["both"] = sum(all(r[name] == w[name] for name in CHECKED) for r, w in zip(read, wanted)) / len(read)
-    hits["both (colour family)"] = sum(all(family(r[name]) == family(w[name]) for name in CHECKED)
-                                       for r, w in zip(read, wanted)) / len(read)
+    def share(names, same) -> float:
+        return sum(all(same(r[name], w[name]) for name in names) for r, w in zip(read, wanted)) / len(read)
+
+    exact, alike = (lambda a, b: a == b), (lambda a, b: family(a) == family(b))
+    hits = {name: share([name], exact) for name in CHECKED}
+    hits["both"] = share(CHECKED, exact)
+    hits.update({f"{name} (family)": share([name], alike) for name in CHECKED})
+    hits["both (colour family)"] = share(CHECKED, alike)
     return hits
 
 
