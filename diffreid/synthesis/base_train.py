@@ -153,10 +153,10 @@ def _initial_model(config: BaseTrainConfig):
     Continuing keeps the model's codec normalisation (its UNet learned in that latent
     scale), as fine-tuning SD keeps the VAE's scaling factor; its shape must be the config's.
     """
-    shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
-                           layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
-                           text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
     if config.init is None:
+        shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
+                               layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
+                               text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
         return new_miniature(shape, config.codec, config.tokenizer, seed=config.seed)
     if config.codec is not None or config.tokenizer is not None:
         raise DiffreidError(f"init {config.init}: its own codec and tokenizer are used; drop codec / tokenizer")
@@ -164,18 +164,20 @@ def _initial_model(config: BaseTrainConfig):
     if model.kind != "miniature":
         raise DiffreidError(f"init {config.init}: base-train continues a miniature (a folder with codec/); "
                             "fine-tune Stable Diffusion with `diffreid finetune` instead")
-    found = {"image_size": model.image_size, "unet_channels": tuple(model.unet.config.block_out_channels),
+    found = {"image_size": model.image_size, "unet_channels": model.unet.config.block_out_channels,
              "layers_per_block": model.unet.config.layers_per_block,
              "text_hidden": model.text_encoder.config.hidden_size,
              "text_layers": model.text_encoder.config.num_hidden_layers}
-    wanted = {name: getattr(config, name) for name in found}
-    wrong = {name: value for name, value in found.items()
-             if (tuple(value) if isinstance(value, (list, tuple)) else value) !=
-             (tuple(wanted[name]) if isinstance(wanted[name], (list, tuple)) else wanted[name])}
+    wrong = {name: value for name, value in found.items() if _plain(value) != _plain(getattr(config, name))}
     if wrong:
         raise DiffreidError(f"init {config.init} has " + ", ".join(f"{k} {v}" for k, v in wrong.items()) +
                             "; set the same (--set FIELD=VALUE) or leave init out to train a new shape")
     return model
+
+
+def _plain(value):
+    """Lists (from YAML or a model's config) and tuples compare alike."""
+    return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
 def _train(config, out, model, latents, captions, accelerator, ema_class) -> None:
