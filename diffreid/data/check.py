@@ -39,6 +39,7 @@ class CheckReport:
     spec: str
     counts: list[SplitCount] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     queries: int = 0
     matched_queries: int = 0
 
@@ -52,6 +53,7 @@ class CheckReport:
             lines.append(f"{'split':<8}{'identities':>11}{'images':>9}{'cameras':>9}")
             lines += [f"{c.split:<8}{c.identities:>11}{c.images:>9}{c.cameras:>9}" for c in self.counts]
             lines.append(f"queries with a gallery match from another camera: {self.matched_queries} of {self.queries}")
+        lines += [f"note: {note}" for note in self.notes]
         errors = sum(problem.fatal for problem in self.problems)
         warnings = len(self.problems) - errors
         if not self.problems:
@@ -80,7 +82,7 @@ def check_dataset(spec: str, open_images: bool = True, workers: int | None = Non
         dataset = load_dataset(spec)
     except DiffreidError as error:
         return CheckReport(spec, problems=[Problem(str(error), fatal=True)])
-    report = CheckReport(spec, problems=list(dataset.problems))
+    report = CheckReport(spec, problems=list(dataset.problems), notes=list(dataset.notes))
     paths = sorted({record.path for split in SPLITS for record in dataset.split(split)})
     bad = bad_images(paths, open_images, workers)
     report.problems += [Problem(reason, path) for path, reason in bad.items()]

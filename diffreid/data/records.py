@@ -39,7 +39,8 @@ class ReidDataset:
 
     Junk images (pid -1) are already dropped; distractors (pid 0) stay in the gallery.
     Readers record what they had to skip in `problems` instead of failing on one bad
-    file, so `diffreid data check` can list everything at once.
+    file, so `diffreid data check` can list everything at once; `notes` say how the
+    reader read what the layout leaves open (e.g. no camera in the file names).
     """
 
     name: str
@@ -48,6 +49,7 @@ class ReidDataset:
     query: list[Record] = field(default_factory=list)
     gallery: list[Record] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def split(self, name: str) -> list[Record]:
         if name not in SPLITS:
@@ -58,7 +60,8 @@ class ReidDataset:
         """Raise a DatasetError listing the problems when a split a stage needs is empty."""
         empty = [name for name in splits if not self.split(name)]
         if empty:
-            details = "".join(f"\n  {problem}" for problem in self.problems)
+            details = "".join(f"\n  note: {note}" for note in self.notes)
+            details += "".join(f"\n  {problem}" for problem in self.problems)
             raise DatasetError(
                 f"{self.root}: {self.name} dataset has no {' / '.join(empty)} images; "
                 f"run `diffreid data check {self.name}:{self.root}` for details{details}"

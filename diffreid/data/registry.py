@@ -52,4 +52,4 @@ def load_dataset(spec: str) -> ReidDataset:
 
 def _load_builtin_readers() -> None:
     # Importing the modules runs their @register decorators.
-    from diffreid.data import cuhk01, cuhk03, listfile, market1501, msmt17  # noqa: F401
+    from diffreid.data import cuhk01, cuhk03, listfile, market1501, msmt17, peta  # noqa: F401
