@@ -14,7 +14,6 @@ N-th identity; the run that finds all identities done merges.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -28,11 +27,11 @@ from tqdm import tqdm
 from diffreid.artifacts import sweep_partial, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import CaptionConfig
 from diffreid.data import load_dataset, parse_spec
-from diffreid.data.records import Record
+from diffreid.data.records import Record, ReidDataset
 from diffreid.errors import DiffreidError
 from diffreid.scaleout import merges_here, stage_shard
 from diffreid.synthesis.captioners import captioner_factory
-from diffreid.synthesis.captioners.attributes import attribute_file
+from diffreid.synthesis.captioners.attributes import attribute_file, attribute_fingerprint
 from diffreid.synthesis.descriptions import merge_captions
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ def run(config: CaptionConfig) -> Path:
     dataset = load_dataset(config.data).require(*config.splits)
     units = identities([r for split in config.splits for r in dataset.split(split)])
     attributes = attribute_file(config, dataset)
-    settings = _settings(config, attributes)
+    settings = _settings(config, attributes, dataset)
     out = Path(config.out)
     folder = _resumable_units(out, settings)
 
@@ -113,15 +112,14 @@ def caption_units(units: list[Unit], caption: Callable[[list[Record]], list[str 
                 yield pid, captioned.pop(pid, [])
 
 
-def _settings(config: CaptionConfig, attributes: Path | None) -> dict:
+def _settings(config: CaptionConfig, attributes: Path | None, dataset: ReidDataset) -> dict:
     """What the output depends on: a leftover `.units/` made with other settings is not resumed."""
     fmt, root = parse_spec(config.data)
     settings = asdict(config) | {"data": f"{fmt}:{root.resolve()}", "splits": list(config.splits)}
     for field in ("out", "batch_size", "device", "attributes", "shard"):
         del settings[field]
     if attributes is not None:
-        settings["attributes"] = {"path": str(attributes.resolve()),
-                                  "sha256": hashlib.sha256(attributes.read_bytes()).hexdigest()}
+        settings["attributes"] = attribute_fingerprint(attributes, dataset)
     if config.captioner != "blip2":
         for field in ("model", "prompt", "num_beams", "max_new_tokens"):
             del settings[field]

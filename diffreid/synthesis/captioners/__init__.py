@@ -20,9 +20,9 @@ def _blip2(config, attributes: Path | None) -> Captioner:
 
 
 def _attributes(config, attributes: Path | None) -> Captioner:
-    from diffreid.synthesis.captioners.attributes import AttributeCaptioner
+    from diffreid.synthesis.captioners.attributes import attribute_captioner
 
-    return AttributeCaptioner(attributes)
+    return attribute_captioner(attributes)
 
 
 class FixedCaptioner:
