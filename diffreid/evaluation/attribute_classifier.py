@@ -1,5 +1,8 @@
 """An attribute classifier for procedural persons: the judge of prompt fidelity and diversity.
 
+(Its counterpart on real people, trained on PETA's labels, is `peta_judge`; both are an
+`AttributeNet` trained by `fit`.)
+
 Procedural persons come with exact attributes (`attributes.json`), so a classifier
 trained on them reads a generated image's clothing colours and types back. It answers
 two questions about a generator: does it draw what the prompt asks (prompt fidelity),
@@ -71,12 +74,13 @@ class AttributeNet(nn.Module):
                 predictions.append({name: self.vocabulary[name][int(logits[name][i].argmax())] for name in logits})
         return predictions
 
-    def save(self, folder: Path) -> Path:
+    def save(self, folder: Path, **about) -> Path:
+        """model.safetensors, vocabulary.json and classifier.json (the backbone, and `about`: what it learned from)."""
         folder.mkdir(parents=True, exist_ok=True)
         with atomic_path(folder / "model.safetensors") as tmp:
             save_file({k: v.contiguous() for k, v in self.state_dict().items()}, tmp)
         write_json_atomic(folder / "vocabulary.json", self.vocabulary)
-        write_json_atomic(folder / "classifier.json", {"backbone": self.backbone_name})
+        write_json_atomic(folder / "classifier.json", {"backbone": self.backbone_name, **about})
         return folder
 
 
@@ -123,31 +127,40 @@ def train_attribute_classifier(specs: list[str], out: Path, epochs: int = 4, bat
     vocabulary = {attribute_name(p, f): sorted({labels[attribute_name(p, f)] for _, labels in train + test})
                   for p, f in ATTRIBUTES}
     net = AttributeNet(vocabulary, backbone, resolve_init(init, backbone))
-    augment = train_transform(INPUT_SIZE, pad=4, erasing=0.0)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
-    steps = epochs * (len(train) // batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(1, steps))
     targets = {name: torch.tensor([values.index(labels[name]) for _, labels in train])
                for name, values in vocabulary.items()}
     images = [TF.to_image(Image.open(path).convert("RGB")) for path, _ in train]
-    net.train()
-    for epoch in range(epochs):
-        order = torch.randperm(len(train))
-        bar = tqdm(range(len(train) // batch_size), desc=f"attributes {epoch + 1}/{epochs}")
-        for step in bar:
-            index = order[step * batch_size:(step + 1) * batch_size]
-            logits = net(torch.stack([augment(images[int(i)]) for i in index]))
-            loss = sum(F.cross_entropy(logits[name], targets[name][index]) for name in vocabulary)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            scheduler.step()
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+    fit(net, images, lambda logits, index: sum(F.cross_entropy(logits[name], targets[name][index])
+                                               for name in vocabulary), epochs, batch_size, lr)
     net.save(out)
     accuracy = attribute_accuracy(net, test)
     write_json_atomic(out / "accuracy.json", {"test_images": len(test), "accuracy": accuracy})
     log.info("attribute classifier: test accuracy %s", {k: round(v, 3) for k, v in accuracy.items()})
     return net
+
+
+def fit(net: AttributeNet, images: list[torch.Tensor], loss_of, epochs: int, batch_size: int, lr: float) -> None:
+    """Train `net` on uint8 images (augmented: flip, pad and crop), one-cycle AdamW;
+    `loss_of(logits, index)` is the loss of the batch of images at `index`."""
+    augment = train_transform(INPUT_SIZE, pad=4, erasing=0.0)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    steps = epochs * (len(images) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(1, steps))
+    net.train()
+    for epoch in range(epochs):
+        order = torch.randperm(len(images))
+        bar = tqdm(range(len(images) // batch_size), desc=f"attributes {epoch + 1}/{epochs}")
+        total = 0.0
+        for step in bar:
+            index = order[step * batch_size:(step + 1) * batch_size]
+            loss = loss_of(net(torch.stack([augment(images[int(i)]) for i in index])), index)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            total += loss.item()
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        log.info("attributes epoch %d/%d: mean loss %.4f", epoch + 1, epochs, total / max(1, len(bar)))
 
 
 def attribute_accuracy(net: AttributeNet, items: list[tuple[Path, dict[str, str]]]) -> dict[str, float]:
