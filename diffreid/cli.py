@@ -247,9 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     judge.set_defaults(handler=_consistency)
 
     attrs = commands.add_parser("attributes", help="train the attribute classifier that judges generators "
-                                                   "(prompt fidelity, attribute diversity) on procedural persons")
+                                                   "(prompt fidelity, attribute diversity) on procedural persons "
+                                                   "or on real people's PETA labels")
     attrs.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
-                       help="a procedural dataset with attributes.json (diffreid synth); repeat for several")
+                       help="a procedural dataset with attributes.json (diffreid synth), or a PETA set with its "
+                            "Label.txt (peta-all:ROOT for all of them); repeat for several")
+    attrs.add_argument("--held-out-fraction", type=float, default=None, metavar="F",
+                       help="PETA: share of each set's identities held out of training and scored (default 0.2)")
     attrs.add_argument("--out", type=Path, required=True)
     attrs.add_argument("--epochs", type=int, default=4)
     attrs.add_argument("--batch-size", type=int, default=64)
@@ -271,6 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     export.set_defaults(handler=_export)
+
+    bench = commands.add_parser("benchmark", help="benchmark Re-ID models on standard test protocols")
+    bench_commands = bench.add_subparsers(dest="benchmark_command", metavar="SUBCOMMAND", required=True)
+    small = bench_commands.add_parser("small", help="PRID, GRID, i-LIDS with their classic protocols over seeded "
+                                                    "trials (zero-shot: the models are not trained on them)")
+    small.add_argument("--model", action="append", required=True, metavar="MODEL",
+                       help="a Re-ID model (as evaluate --model takes) or color-histogram; repeat for several")
+    small.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, splits/")
+    small.add_argument("--trials", type=int, default=10, help="random trials per set (default 10)")
+    small.add_argument("--seed", type=int, default=0, help="seed of the trials' draws (default 0)")
+    small.add_argument("--list", action="store_true", help="write each trial as a list dataset under OUT/splits/")
+    small.add_argument("--peta", type=Path, default=None, metavar="ROOT",
+                       help="the folder holding PETA's PRID/, GRID/, i-LID/ (default: ../shared/data/peta)")
+    small.add_argument("--datasets", nargs="+", default=["prid", "grid", "ilids"], metavar="SET",
+                       help="which sets: prid grid ilids (default: all three)")
+    small.add_argument("--batch-size", type=int, default=64)
+    small.set_defaults(handler=_benchmark_small)
     return parser
 
 
@@ -500,10 +521,21 @@ def _consistency(args: argparse.Namespace) -> int:
 
 
 def _attributes(args: argparse.Namespace) -> int:
+    from diffreid.errors import DiffreidError
     from diffreid.evaluation.attribute_classifier import train_attribute_classifier
+    from diffreid.evaluation.peta_judge import is_peta, train_peta_judge
 
-    train_attribute_classifier(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size, seed=args.seed,
-                               backbone=args.backbone, init=args.init)
+    settings = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, backbone=args.backbone,
+                    init=args.init)
+    print(f"training the attribute classifier into {args.out}")
+    if is_peta(args.data):
+        fraction = 0.2 if args.held_out_fraction is None else args.held_out_fraction
+        train_peta_judge(args.data, args.out, held_out_fraction=fraction, **settings)
+    elif args.held_out_fraction is not None:
+        raise DiffreidError("--held-out-fraction is for PETA sets; procedural persons are scored on their own "
+                            "query and gallery identities")
+    else:
+        train_attribute_classifier(args.data, args.out, **settings)
     print(f"wrote {args.out} (held-out accuracy in {args.out / 'accuracy.json'})")
     return 0
 
@@ -541,6 +573,16 @@ def _export(args: argparse.Namespace) -> int:
     from diffreid.reid.export import export_backbone
 
     print(f"wrote {export_backbone(args.run, args.out)}")
+    return 0
+
+
+def _benchmark_small(args: argparse.Namespace) -> int:
+    from diffreid.small_benchmark import render_table, run
+
+    results = run(args.model, args.out, trials=args.trials, seed=args.seed, root=args.peta,
+                  datasets=args.datasets, lists=args.list, batch_size=args.batch_size)
+    print(render_table(results), end="")
+    print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     return 0
 
 
