@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--model", default=CaptionConfig.model,
                          help=f"blip2: a local BLIP-2 folder or a hub id (default {CaptionConfig.model})")
     caption.add_argument("--attributes", type=Path, default=None,
-                         help="attributes: attributes.json, market_attribute.mat or duke_attribute.mat "
-                              "(default: attributes.json in the dataset root)")
+                         help="attributes: attributes.json, market_attribute.mat, duke_attribute.mat or a PETA "
+                              "Label.txt (default: attributes.json in the dataset root; for a PETA set, the "
+                              "Label.txt beside its images)")
     caption.add_argument("--splits", nargs="+", choices=SPLITS, default=list(CaptionConfig.splits))
     caption.add_argument("--batch-size", type=int, default=CaptionConfig.batch_size)
     caption.add_argument("--prompt", default=CaptionConfig.prompt, help="blip2: the text each caption continues")
@@ -91,8 +92,19 @@ def build_parser() -> argparse.ArgumentParser:
                       help="any other FinetuneConfig field, value in YAML (e.g. --set lora_targets=[to_q,to_v])")
     tune.set_defaults(handler=_finetune)
 
-    gen = commands.add_parser("generate", help="sample new images of every identity of a generator")
-    gen.add_argument("--generator", type=Path, required=True, help="folder written by diffreid finetune")
+    gen = commands.add_parser("generate", help="sample new images of every identity of a generator, or of every "
+                                               "person of a dataset split from their own images (--references)")
+    gen.add_argument("--generator", type=Path, required=True,
+                     help="folder written by diffreid finetune; with --references, a base model that reads "
+                          "reference images (tiny, or a `base-train --iir reference` run's model/)")
+    gen.add_argument("--references", default=None, metavar="FORMAT:ROOT",
+                     help="draw every identity of --split from its own images, no fine-tuning (zero-shot)")
+    gen.add_argument("--split", default="query", choices=("train", "query", "gallery"),
+                     help="the references' split (default query: e.g. cuhk01-485's test people, camera A)")
+    gen.add_argument("--captions", type=Path, default=None,
+                     help="with --references: a diffreid caption folder of that dataset (descriptions in prompts)")
+    gen.add_argument("--reference-guidance", type=float, default=2.0,
+                     help="with --references: guidance towards the reference image (default 2; 1: none)")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--per-identity", type=int, default=10)
     gen.add_argument("--shard", default=None, metavar="K/N", help="generate identities K, K+N, ... only")
@@ -181,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--init", default=None, metavar="tiny|FOLDER",
                       help="go on training this miniature (the packaged one, or a base-train run's model/); "
                            "default: a new one from scratch")
+    base.add_argument("--iir", choices=("reference",), default=None,
+                      help="reference: the UNet also reads another image of the same person (the image-level IIR), "
+                           "so `generate --references` draws people it never saw from their images")
     base.add_argument("--steps", type=int, default=None)
     base.add_argument("--batch-size", type=int, default=None)
     base.add_argument("--lr", type=float, default=None)
@@ -270,6 +285,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="compare at N generated images per identity (default: all of them)")
     spread.add_argument("--out", type=Path, default=None, help="write the counts here as JSON")
     spread.set_defaults(handler=_diversity)
+
+    faithful = commands.add_parser("fidelity", help="do images generated of PETA people show their labelled "
+                                                    "attributes? the real PETA judge on them and on their real images")
+    faithful.add_argument("--generated", nargs="+", type=Path, required=True,
+                          help="folders written by diffreid generate from a PETA set (--references)")
+    faithful.add_argument("--judge", type=Path, required=True,
+                          help="a folder written by diffreid attributes on PETA (its held-out people are the fair test)")
+    faithful.add_argument("--out", type=Path, default=None, help="write the accuracies here as JSON")
+    faithful.set_defaults(handler=_fidelity)
 
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
@@ -395,7 +419,9 @@ def _generate(args: argparse.Namespace) -> int:
     from diffreid.config import GenerateConfig
     from diffreid.synthesis.generate import run
 
-    config = GenerateConfig(generator=args.generator, out=args.out, per_identity=args.per_identity, shard=args.shard,
+    config = GenerateConfig(generator=args.generator, out=args.out, references=args.references, split=args.split,
+                            captions=args.captions, reference_guidance=args.reference_guidance,
+                            per_identity=args.per_identity, shard=args.shard,
                             identities=tuple(args.identities) if args.identities else None, steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
                             batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
     print(f"wrote {run(config)}")
@@ -450,7 +476,7 @@ def _base_train(args: argparse.Namespace) -> int:
     from diffreid.config import BaseTrainConfig, build_config
     from diffreid.synthesis.base_train import run
 
-    values = {name: getattr(args, name) for name in ("init", "steps", "batch_size", "lr", "image_size", "codec",
+    values = {name: getattr(args, name) for name in ("init", "iir", "steps", "batch_size", "lr", "image_size", "codec",
                                                       "tokenizer", "real_caption", "mixed_precision", "seed")
               if getattr(args, name) is not None}
     config = build_config(BaseTrainConfig, {**values, **_set_fields(args.set), "data": tuple(args.data),
@@ -537,6 +563,26 @@ def _attributes(args: argparse.Namespace) -> int:
     else:
         train_attribute_classifier(args.data, args.out, **settings)
     print(f"wrote {args.out} (held-out accuracy in {args.out / 'accuracy.json'})")
+    return 0
+
+
+def _fidelity(args: argparse.Namespace) -> int:
+    from diffreid.artifacts import write_json_atomic
+    from diffreid.evaluation.peta_judge import peta_fidelity
+
+    found = {str(folder): peta_fidelity(args.judge, folder) for folder in args.generated}
+    print("| generated | attribute | generated images | real images (ceiling) | share of ceiling |")
+    print("| --- | --- | --- | --- | --- |")
+    for folder, scores in found.items():
+        for name, score in scores["attributes"].items():
+            if score["generated"] is not None:
+                share = "n/a" if score["share_of_real"] is None else f"{score['share_of_real']:.2f}"
+                print(f"| {folder} ({scores['generated_images']}, {scores['identities']} ids) | {name} | "
+                      f"{100 * score['generated']:.1f} | {100 * score['real']:.1f} | {share} |")
+        if scores["judge_trained_on"]:
+            print(f"warning: the judge trained on {scores['judge_trained_on']} of {folder}'s identities")
+    if args.out is not None:
+        write_json_atomic(args.out, found)
     return 0
 
 

@@ -157,6 +157,10 @@ class BaseTrainConfig:
     data: tuple[str, ...]
     out: Path
     init: str | None = None  # "tiny" or a miniature folder to continue training from; None: from scratch
+    iir: str | None = None  # "reference": the UNet also reads another image of the same person (image-level IIR)
+    reference_dropout: float = 0.1  # references dropped to zeros, so guidance has a reference-free model
+    data_weights: tuple[float, ...] | None = None  # each dataset's share of a batch; None: in proportion to its size
+    exclude_judged: Path | None = None  # a PETA judge (diffreid attributes): its held-out identities are left out
     splits: tuple[str, ...] = ("train",)
     real_caption: str = "a photo of a person"
     codec: Path | None = None  # folder with the TAEF2 files; None: the package's copy
@@ -254,8 +258,12 @@ class FinetuneConfig:
 class GenerateConfig:
     """`diffreid generate`: new images of every identity a generator learnt."""
 
-    generator: Path  # a folder written by `diffreid finetune`
+    generator: Path  # a folder written by `diffreid finetune`; with references: "tiny" or a base-model folder
     out: Path
+    references: str | None = None  # FORMAT:ROOT: draw each identity of `split` from its own images (zero-shot)
+    split: str = "query"  # the references' split whose identities are drawn
+    captions: Path | None = None  # references: a `diffreid caption` folder whose descriptions join the prompts
+    reference_guidance: float = 2.0  # references: guidance towards the reference image (1: none beyond the model's)
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     identities: tuple[int, ...] | None = None  # only these person ids (a preview); None: all

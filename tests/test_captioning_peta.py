@@ -83,9 +83,9 @@ def test_caption_from_labels(labels, caption):
 def test_view_is_its_own_last_phrase():
     labels = "personalFemale hairLong upperBodyBlack lowerBodyBlue lowerBodyJeans"
     assert _caption_of(labels, "back") == ("a woman with long hair, wearing a black top and blue jeans, "
-                                           "seen from the back")
-    assert _caption_of(labels, "left").endswith("blue jeans, seen from the left")
-    assert _caption_of("", "front") == "a person, seen from the front"
+                                           "back view")
+    assert _caption_of(labels, "left").endswith("blue jeans, left side view")
+    assert _caption_of("", "front") == "a person, front view"
 
 
 # The captioner and the stage
@@ -96,8 +96,8 @@ def test_captioner_reads_the_label_file_beside_each_image(sarc3d, caplog):
     captioner = PetaCaptioner()
     with caplog.at_level(logging.WARNING):
         captions = captioner.caption(records) + captioner.caption(records)
-    assert captions[:5] == [f"{FIRST}, seen from the back", f"{FIRST}, seen from the front",
-                            f"{FIRST}, seen from the left", f"{SECOND}, seen from the front", None]
+    assert captions[:5] == [f"{FIRST}, back view", f"{FIRST}, front view",
+                            f"{FIRST}, left side view", f"{SECOND}, front view", None]
     assert captions[5:] == captions[:5]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1  # once per identity, however often it comes
@@ -119,13 +119,13 @@ def test_cli_captions_a_peta_folder(sarc3d, tmp_path, caplog):
     assert main(["caption", "--data", f"sarc3d:{sarc3d}", "--out", str(out), "--captioner", "attributes",
                  "--batch-size", "2"]) == 0
     assert [(c["image"], c["pid"], c["camid"], c["caption"]) for c in _jsonl(out / "captions.jsonl")] == [
-        ("001_back.png", 1, 2, f"{FIRST}, seen from the back"),
-        ("001_front.png", 1, 1, f"{FIRST}, seen from the front"),
-        ("001_left.png", 1, 3, f"{FIRST}, seen from the left"),
-        ("002_front.png", 2, 1, f"{SECOND}, seen from the front")]
+        ("001_back.png", 1, 2, f"{FIRST}, back view"),
+        ("001_front.png", 1, 1, f"{FIRST}, front view"),
+        ("001_left.png", 1, 3, f"{FIRST}, left side view"),
+        ("002_front.png", 2, 1, f"{SECOND}, front view")]
     # three views of identity 1: no view phrase reaches half its captions; identity 2 has one image
     assert _jsonl(out / "identities.jsonl") == [{"pid": 1, "description": FIRST, "n_images": 3},
-                                                {"pid": 2, "description": f"{SECOND}, seen from the front",
+                                                {"pid": 2, "description": f"{SECOND}, front view",
                                                  "n_images": 1}]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["skipped_images"] == 1 and manifest["counts"]["identities"] == 2
@@ -154,7 +154,7 @@ def test_named_label_file_and_peta_all(tmp_path):
 
     named = captioning.run(CaptionConfig(data=f"sarc3d:{root / 'SARC3D'}", out=tmp_path / "named",
                                          captioner="attributes", attributes=labels))
-    assert [c["caption"] for c in _jsonl(named / "captions.jsonl")][-1] == f"{SECOND}, seen from the front"
+    assert [c["caption"] for c in _jsonl(named / "captions.jsonl")][-1] == f"{SECOND}, front view"
     assert json.loads((named / "manifest.json").read_text())["inputs"]["attributes"]["sha256"]
 
     every = captioning.run(CaptionConfig(data=f"peta-all:{root}", out=tmp_path / "all", captioner="attributes"))
@@ -185,9 +185,9 @@ def test_every_real_peta_image_is_captioned(shared_data, caplog):
         assert records and None not in texts, fmt
         captions |= {f"{folder}/{r.path.name}": text for r, text in zip(records, texts)}
     assert "WARNING" not in caplog.text
-    assert captions["SARC3D/001_back.png"].endswith(", seen from the back")
-    assert captions["SARC3D/001_Right.png"].endswith(", seen from the right")
-    assert captions["MIT/00001_male_back.jpg"].endswith(", seen from the back")
+    assert captions["SARC3D/001_back.png"].endswith(", back view")
+    assert captions["SARC3D/001_Right.png"].endswith(", right side view")
+    assert captions["MIT/00001_male_back.jpg"].endswith(", back view")
     assert captions["PRID/0709_b.png"] == ("a man with short brown hair, wearing a black suit jacket, blue jeans and "
                                            "black leather shoes, carrying a suitcase")
     assert captions["GRID/0989_5_32816_166_159_72_299.jpeg"] == (

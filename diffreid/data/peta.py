@@ -178,3 +178,21 @@ def read_peta_all(root: Path) -> ReidDataset:
         dataset.problems += part.problems
         dataset.notes += [f"{peta_set.folder}: {note}" for note in part.notes]
     return dataset
+
+
+FORMATS = frozenset({*SETS, "peta-all", "peta"})
+
+
+def judge_held_out(folder: str | Path) -> list[dict]:
+    """The identities a PETA attribute judge never trained on, from its accuracy.json: entries with
+    `data` (the spec it read), `set` (the set's folder) and `pid`. Whatever else trains on PETA
+    leaves them out, so that the judge later reads people that model never saw either."""
+    import json
+
+    path = Path(folder) / "accuracy.json"
+    if not path.is_file():
+        raise DatasetError(f"{path}: missing; not a folder written by `diffreid attributes` on PETA sets")
+    listed = json.loads(path.read_text(encoding="utf-8")).get("held_out_identities")
+    if listed is None:
+        raise DatasetError(f"{path}: lists no held-out identities (a judge trained on procedural persons)")
+    return listed

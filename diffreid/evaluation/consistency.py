@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from diffreid.artifacts import inside_root
+from diffreid.config import FilterConfig
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
 from diffreid.evaluation.distance import l2_normalize
@@ -80,4 +82,45 @@ def identity_consistency(model: str, generated: Path, real_camera: int | None = 
         queries = real_cams == real_camera
         result["real"] = _summary(real[queries], real_pids[queries], gallery, gallery, count)
     result["real_spread"] = spread(real, real_pids, count)
+    if any(item.reference for item in items):
+        result["copies"] = copies(scorer, made, made_kept, items, Path(load_dataset(source).root))
     return result
+
+
+def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], items: list, root: Path,
+           bound: float = FilterConfig.near_duplicate) -> dict:
+    """Are images drawn from reference images new views or copies of them? Per generated image: the
+    scorer's cosine to the nearest of its identity's references, the share at or above the filter's
+    near-duplicate bound, and the mean absolute pixel difference (0-1) to the nearest reference."""
+    from PIL import Image
+
+    reference_of = {item.path: item.reference for item in items}
+    by_pid: dict[int, list[Path]] = {}
+    for item in items:
+        if item.reference:
+            path = inside_root(root, item.reference, root)
+            if path not in by_pid.setdefault(item.pid, []):
+                by_pid[item.pid].append(path)
+    paths = sorted({p for found in by_pid.values() for p in found})
+    features, _, kept = scorer.embed([Record(str(p), -1, -1, "reference") for p in paths], desc="references")
+    index = {Path(r.path): i for i, r in enumerate(kept)}
+    features, made = l2_normalize(features), l2_normalize(made)
+    cosines, differences = [], []
+    for row, record in enumerate(made_kept):
+        if reference_of.get(Path(record.path)) is None:
+            continue
+        own = [p for p in by_pid[record.pid] if p in index]
+        cosines.append(float(max(features[index[p]] @ made[row] for p in own)))
+        with Image.open(record.path) as image:
+            drawn = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+        nearest = []
+        for p in own:
+            with Image.open(p) as image:
+                nearest.append(np.abs(np.asarray(image.convert("RGB").resize(drawn.shape[1::-1]), np.float32) / 255
+                                      - drawn).mean())
+        differences.append(float(min(nearest)))
+    cosines = np.asarray(cosines)
+    return {"images": len(cosines), "near_duplicate_bound": bound,
+            "passes_near_duplicate_guard": float((cosines < bound).mean()),
+            "cosine_to_nearest_reference": float(cosines.mean()),
+            "pixel_difference_to_nearest_reference": float(np.mean(differences))}

@@ -15,7 +15,6 @@ judge know which people it never saw.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -31,7 +30,7 @@ from tqdm import tqdm
 
 from diffreid.artifacts import write_json_atomic
 from diffreid.data import load_dataset
-from diffreid.data.peta import LABEL_FILE, SETS, identity_key
+from diffreid.data.peta import FORMATS as PETA_FORMATS, LABEL_FILE, PID_STRIDE, identity_key, judge_held_out
 from diffreid.data.peta_labels import COLOURS, PetaAttributes, decode, read_label_file
 from diffreid.data.registry import parse_spec
 from diffreid.errors import DiffreidError
@@ -39,7 +38,6 @@ from diffreid.evaluation.attribute_classifier import INPUT_SIZE, AttributeNet, f
 from diffreid.reid.init import resolve_init
 
 log = logging.getLogger(__name__)
-PETA_FORMATS = {*SETS, "peta-all", "peta"}
 OTHER = "other"
 # the judged attributes and their classes; upper type "other" = none of the four named types
 CLASSES: dict[str, tuple[str, ...]] = {
@@ -150,13 +148,7 @@ def split_identities(items: list[PetaImage], fraction: float, seed: int) -> set[
 
 def held_out_identities(folder: str | Path) -> set[tuple[str, int]]:
     """(dataset spec, pid) of every identity a PETA judge was not trained on, from its accuracy.json."""
-    path = Path(folder) / "accuracy.json"
-    if not path.is_file():
-        raise DiffreidError(f"{path}: missing; not a folder written by diffreid attributes")
-    listed = json.loads(path.read_text(encoding="utf-8")).get("held_out_identities")
-    if listed is None:
-        raise DiffreidError(f"{path}: lists no held-out identities (a judge trained on procedural persons)")
-    return {(entry["data"], int(entry["pid"])) for entry in listed}
+    return {(entry["data"], int(entry["pid"])) for entry in judge_held_out(folder)}
 
 
 def set_accuracy(predictions: list[dict[str, str]], items: list[PetaImage]) -> dict[str, dict]:
@@ -261,3 +253,37 @@ def train_peta_judge(specs: list[str], out: Path, held_out_fraction: float = 0.2
              {name: None if acc is None else round(acc, 3) for name, acc in
               ((n, s.get("accuracy")) for n, s in scores["attributes"].items())}, out / "accuracy.json")
     return net
+
+
+def peta_fidelity(judge: str | Path, generated: str | Path, batch_size: int = 128) -> dict:
+    """Do images generated of PETA people show their labelled attributes? The judge's accuracy on
+    them, beside its accuracy on those people's real images (its ceiling) and their ratio.
+
+    Identities the judge trained on are counted apart (`judge_trained_on`): for an honest
+    reading they should be none, i.e. the generated people are among its held-out ones."""
+    from diffreid.evaluation.attribute_classifier import load_attribute_classifier
+    from diffreid.filtering.generated import read_generated
+
+    net = load_attribute_classifier(judge)
+    source, made = read_generated(generated)
+    pids = {item.pid for item in made}
+    real = [item for item in peta_images(source) if item.pid in pids]
+    person = {item.pid: item for item in real}
+    unlabelled = pids - set(person)
+    if unlabelled:
+        log.warning("%s: %d generated identities have no labels in %s; left out", generated, len(unlabelled), source)
+    drawn = [PetaImage(item.path, source, person[item.pid].set, item.pid, person[item.pid].classes)
+             for item in made if item.pid in person]
+    if not drawn:
+        raise DiffreidError(f"{generated}: none of its identities is labelled by the Label.txt of {source}")
+    held_out = {(entry["set"], int(entry["pid"]) % PID_STRIDE) for entry in judge_held_out(judge)}
+    seen = {pid for pid, item in person.items() if (item.set, pid % PID_STRIDE) not in held_out}
+    generated_scores = judge_accuracy(net, drawn, batch_size)["attributes"]
+    real_scores = judge_accuracy(net, real, batch_size)["attributes"]
+    return {"source": source, "identities": len(person), "judge_trained_on": len(seen),
+            "generated_images": len(drawn), "real_images": len(real),
+            "attributes": {name: {"generated": generated_scores[name].get("accuracy"),
+                                  "real": real_scores[name].get("accuracy"),
+                                  "share_of_real": (generated_scores[name]["accuracy"] / real_scores[name]["accuracy"]
+                                                    if real_scores[name].get("accuracy") else None)}
+                           for name in CLASSES}}

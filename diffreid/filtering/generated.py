@@ -21,6 +21,7 @@ class Generated:
     prompt: str
     seed: int
     injected: tuple[str, ...]
+    reference: str | None = None  # the source image it was drawn from (generate --references), under the source's root
 
 
 def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
@@ -40,7 +41,7 @@ def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
         try:
             items.append(Generated(inside_root(folder, entry["file"], lines), int(entry["pid"]),
                                    entry.get("source", source), entry.get("prompt", ""), int(entry.get("seed", -1)),
-                                   tuple(entry.get("injected", ()))))
+                                   tuple(entry.get("injected", ())), entry.get("reference")))
         except (ValueError, KeyError, TypeError) as error:
             log.warning("%s: an entry without file and pid skipped (%s): %s", lines, error, entry)
     return source, items

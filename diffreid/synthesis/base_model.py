@@ -56,6 +56,12 @@ class BaseModel:
     noise_scheduler: object  # diffusers.DDPMScheduler: the training noise schedule
     image_size: tuple[int, int]  # (height, width) it draws at
     kind: str  # "miniature" or "stable-diffusion"
+    caption_words: set[str] | None = None  # every word of its training captions, where base-train recorded them
+
+    @property
+    def takes_reference(self) -> bool:
+        """Its UNet reads a reference image's latents beside the noisy ones (the image-level IIR)."""
+        return self.unet.config.in_channels == 2 * self.codec.latent_channels
 
     @property
     def latent_size(self) -> tuple[int, int]:
@@ -87,11 +93,14 @@ class BaseModel:
             self.codec.save_pretrained(folder / "codec")
         else:
             self.codec.vae.save_pretrained(folder / "vae")
+        if self.caption_words is not None:
+            write_json_atomic(folder / CAPTION_WORDS, sorted(self.caption_words))
         write_json_atomic(folder / "model_index.json", {"_class_name": _CLASS[self.kind],
                                                         "image_size": list(self.image_size)})
         return folder
 
 
+CAPTION_WORDS = "caption_words.json"
 _CLASS = {"miniature": "DiffreidMiniature", "stable-diffusion": "StableDiffusionPipeline"}
 SD_IMAGE_SIZE = (512, 256)  # SD v1 draws at 512; persons are twice as tall as wide
 
@@ -131,8 +140,10 @@ def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | N
         module.eval()
         if is_miniature:  # shipped in half precision to stay small; a CPU computes in float32
             module.float()
+    words = folder / CAPTION_WORDS
     return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, (int(size[0]), int(size[1])),
-                     "miniature" if is_miniature else "stable-diffusion")
+                     "miniature" if is_miniature else "stable-diffusion",
+                     set(json.loads(words.read_text(encoding="utf-8"))) if local and words.is_file() else None)
 
 
 def _model_index(folder: Path) -> dict:
@@ -157,8 +168,9 @@ class MiniatureShape:
 
 
 def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | Path | None = None,
-                  tokenizer_folder: str | Path | None = None, seed: int = 0) -> BaseModel:
-    """An untrained miniature: pretrained codec and tokenizer, randomly initialised UNet and text encoder."""
+                  tokenizer_folder: str | Path | None = None, seed: int = 0, reference: bool = False) -> BaseModel:
+    """An untrained miniature: pretrained codec and tokenizer, randomly initialised UNet and text
+    encoder; with `reference`, a UNet that also reads a reference image's latents."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -175,7 +187,7 @@ def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | 
     depth = len(shape.unet_channels)
     unet = UNet2DConditionModel(
         sample_size=(shape.image_size[0] // codec.downscale, shape.image_size[1] // codec.downscale),
-        in_channels=codec.latent_channels, out_channels=codec.latent_channels,
+        in_channels=codec.latent_channels * (2 if reference else 1), out_channels=codec.latent_channels,
         block_out_channels=shape.unet_channels, layers_per_block=shape.layers_per_block,
         # attention only below the top level, where a 16x8 latent is already coarse
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (depth - 1),
@@ -188,6 +200,22 @@ def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | 
     return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, tuple(shape.image_size), "miniature")
 
 
+def with_reference_input(unet):
+    """The same UNet taking a reference latent as extra input channels (InstructPix2Pix's way of
+    widening a trained UNet): the new input weights start at zero, so it draws as before until trained."""
+    from diffusers import UNet2DConditionModel
+
+    old = unet.conv_in
+    config = {**unet.config, "in_channels": 2 * old.in_channels}
+    widened = UNet2DConditionModel.from_config(config)
+    state = unet.state_dict()
+    weight = torch.zeros(old.out_channels, 2 * old.in_channels, *old.kernel_size, dtype=old.weight.dtype)
+    weight[:, :old.in_channels] = old.weight.detach()
+    state["conv_in.weight"] = weight
+    widened.load_state_dict(state)
+    return widened.to(old.weight.device)
+
+
 def ship_miniature(folder: str | Path, provenance: dict, dest: Path = MINIATURE) -> Path:
     """Install a base-train run's model/ as the package's miniature: UNet and text encoder in
     half precision (about 32 MB), beside the codec and tokenizer files already there."""
@@ -197,6 +225,8 @@ def ship_miniature(folder: str | Path, provenance: dict, dest: Path = MINIATURE)
     model.noise_scheduler.save_pretrained(dest / "scheduler")
     write_json_atomic(dest / "codec" / LatentCodec.config_name,
                       {"kind": "taef2", "shift": model.codec.shift, "scale": model.codec.scale})
+    if model.caption_words is not None:
+        write_json_atomic(dest / CAPTION_WORDS, sorted(model.caption_words))
     write_json_atomic(dest / "model_index.json", {"_class_name": _CLASS["miniature"],
                                                   "image_size": list(model.image_size), "trained": provenance})
     return dest

@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,16 @@ from tqdm import tqdm
 from diffreid.artifacts import atomic_path, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
+from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, judge_held_out
 from diffreid.errors import DiffreidError
 from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
-from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature
+from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
+from diffreid.synthesis.captioners.peta import PetaCaptioner
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
-from diffreid.synthesis.sampling import grid, sample
+from diffreid.synthesis.diversity import words
+from diffreid.synthesis.sampling import grid, sample, to_pil
 
 log = logging.getLogger(__name__)
 CHUNK = 512  # images per cache file: a killed encoding loses at most one chunk
@@ -44,22 +48,50 @@ SAMPLE_SEED = 1234
 RESUMABLE_CHANGES = ("steps", "sample_every", "sample_steps", "checkpoint_every", "log_every")  # safe to change on resume
 
 
-def captioned_images(config: BaseTrainConfig) -> list[tuple[Path, str]]:
-    """(image, caption) for every training image, in a fixed order."""
-    items: list[tuple[Path, str]] = []
-    for spec in config.data:
+@dataclass(frozen=True)
+class TrainingImage:
+    path: Path
+    caption: str
+    identity: str  # "<dataset index>:<pid>": one person, kept apart across the run's datasets
+    source: int  # its dataset's index in config.data
+
+
+def training_images(config: BaseTrainConfig) -> list[TrainingImage]:
+    """Every training image with its caption and person, in a fixed order; a PETA judge's held-out
+    identities left out, so the judge later reads people the model never saw."""
+    held_out = _judged_identities(config.exclude_judged)
+    items: list[TrainingImage] = []
+    for source, spec in enumerate(config.data):
         dataset = load_dataset(spec).require(*config.splits)
-        attributes = Path(dataset.root) / "attributes.json"
-        captions = read_procedural_captions(attributes) if attributes.is_file() else {}
-        for split in config.splits:
-            for record in dataset.split(split):
-                items.append((Path(record.path), captions.get(record.pid, config.real_caption)))
+        records = [r for split in config.splits for r in dataset.split(split)
+                   if (Path(r.path).parent.name, r.pid % PID_STRIDE) not in held_out or dataset.name not in PETA_FORMATS]
+        dropped = sum(len(dataset.split(split)) for split in config.splits) - len(records)
+        if dropped:
+            log.info("%s: %d images of the judge's held-out identities left out", spec, dropped)
+        for record, caption in zip(records, _captions(dataset, records, config.real_caption)):
+            items.append(TrainingImage(Path(record.path), caption, f"{source}:{record.pid}", source))
     if not items:
         raise DiffreidError(f"no images in splits {', '.join(config.splits)} of {', '.join(config.data)}")
     return items
 
 
-def _load_image(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
+def _captions(dataset, records, real_caption: str) -> list[str]:
+    """Procedural persons from their attributes.json, PETA sets from their Label.txt, others `real_caption`."""
+    attributes = Path(dataset.root) / "attributes.json"
+    if attributes.is_file():
+        captions = read_procedural_captions(attributes)
+        return [captions.get(r.pid, real_caption) for r in records]
+    if dataset.name in PETA_FORMATS:
+        return [c or real_caption for c in PetaCaptioner().caption(records)]
+    return [real_caption] * len(records)
+
+
+def _judged_identities(judge: Path | None) -> set[tuple[str, int]]:
+    """(PETA set folder, the set's own pid) of each identity the judge in `judge` holds out."""
+    return set() if judge is None else {(e["set"], int(e["pid"]) % PID_STRIDE) for e in judge_held_out(judge)}
+
+
+def load_image(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
     from PIL import Image
 
     try:
@@ -84,7 +116,7 @@ def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]],
             kept, encoded = [], []
             part = items[start:start + CHUNK]
             for i in range(0, len(part), config.encode_batch):
-                batch = [(_load_image(p, config.image_size), c) for p, c in part[i:i + config.encode_batch]]
+                batch = [(load_image(p, config.image_size), c) for p, c in part[i:i + config.encode_batch]]
                 batch = [(x, c) for x, c in batch if x is not None]
                 if batch:
                     encoded.append(codec.encode(torch.stack([x for x, _ in batch])).half())
@@ -108,8 +140,9 @@ def _lr(config: BaseTrainConfig, step: int) -> float:
 
 
 def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
-                   snr_gamma: float | None = None) -> torch.Tensor:
-    """The diffusion loss: predict the scheduler's target (noise or v) at a random timestep.
+                   snr_gamma: float | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
+    """The diffusion loss: predict the scheduler's target (noise or v) at a random timestep;
+    `reference` latents, for a UNet that reads them, join the noisy ones as input channels.
 
     With `snr_gamma`, min-SNR weighting (Hang et al. 2023) keeps the easy, low-noise steps
     from dominating; it speeds up small models most.
@@ -118,7 +151,8 @@ def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),), generator=generator).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
     target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
-    prediction = unet(noisy, t, encoder_hidden_states=context).sample
+    inputs = noisy if reference is None else torch.cat([noisy, reference.to(noisy)], dim=1)
+    prediction = unet(inputs, t, encoder_hidden_states=context).sample
     per_item = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
     if snr_gamma is None:
         return per_item.mean()
@@ -133,18 +167,78 @@ def run(config: BaseTrainConfig) -> Path:
     from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
+    if config.iir not in (None, "reference"):
+        raise DiffreidError(f"iir {config.iir!r}: base-train knows \"reference\" (a reference image read by the "
+                            "UNet); identity tokens are learnt per dataset by `diffreid finetune --iir table|encoder`")
     with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:
         model = _initial_model(config)
-        items = captioned_images(config)
-        raw, captions = cache_latents(config, model.codec.eval(), items, out / "cache")
+        items = training_images(config)
+        raw, labels = cache_latents(config, model.codec.eval(), [(i.path, asdict(i) | {"path": str(i.path)})
+                                                               for i in items], out / "cache")
         if config.init is None:  # the codec's normalisation, measured once on these people (SD's VAE scaling factor)
             model.codec.shift, model.codec.scale = float(raw.float().mean()), float(1 / raw.float().std())
-        latents = (raw.float() - model.codec.shift) * model.codec.scale
-        log.info("%d images (%d unreadable skipped), latents %s, shift %.4f scale %.4f", len(captions),
-                 len(items) - len(captions), tuple(latents.shape[1:]), model.codec.shift, model.codec.scale)
+            latents = (raw.float() - model.codec.shift) * model.codec.scale
+        else:  # encoded by the model's own codec: already in its latent scale
+            latents = raw.float()
+        log.info("%d images (%d unreadable skipped), latents %s, shift %.4f scale %.4f", len(labels),
+                 len(items) - len(labels), tuple(latents.shape[1:]), model.codec.shift, model.codec.scale)
         accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
-        _train(config, out, model, latents, captions, accelerator, EMAModel)
+        _train(config, out, model, latents, labels, accelerator, EMAModel)
     return out
+
+
+class BatchDraw:
+    """Which images, flips, prompt drops and references make up step `step`'s batch: drawn from
+    (seed, step) alone, so a resumed run draws the batches it would have drawn."""
+
+    def __init__(self, config: BaseTrainConfig, labels: list[dict]):
+        self.config = config
+        sources = torch.tensor([label["source"] for label in labels])
+        self.members = [torch.nonzero(sources == s).flatten() for s in range(len(config.data))]
+        if config.data_weights is not None:
+            if len(config.data_weights) != len(config.data) or min(config.data_weights) < 0:
+                raise DiffreidError(f"data_weights {config.data_weights}: one weight >= 0 per dataset "
+                                    f"({len(config.data)}: {', '.join(config.data)})")
+            weights = torch.tensor([w if len(m) else 0.0 for w, m in zip(config.data_weights, self.members)])
+            self.weights = weights / weights.sum()
+        else:
+            self.weights = None
+        by_identity: dict[str, list[int]] = {}
+        for i, label in enumerate(labels):
+            by_identity.setdefault(label["identity"], []).append(i)
+        self.partners = [torch.tensor([j for j in by_identity[label["identity"]] if j != i], dtype=torch.long)
+                         for i, label in enumerate(labels)]
+        self.size = len(labels)
+
+    def __call__(self, step: int) -> dict[str, torch.Tensor]:
+        config, b = self.config, self.config.batch_size
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        if self.weights is None:
+            index = torch.randint(0, self.size, (b,), generator=generator)
+        else:
+            source = torch.multinomial(self.weights, b, replacement=True, generator=generator)
+            pick = torch.rand(b, generator=generator)
+            index = torch.stack([self.members[s][int(p * len(self.members[s]))] for s, p in zip(source.tolist(), pick)])
+        draw = {"index": index, "flip": torch.rand(b, generator=generator) < 0.5,
+                "drop_caption": torch.rand(b, generator=generator) < config.caption_dropout,
+                "generator": generator}
+        if config.iir == "reference":
+            # an image's reference is another image of its person; a person seen once has none (dropped)
+            choice = torch.rand(b, generator=generator)
+            draw["reference"] = torch.tensor([
+                int(self.partners[i][int(c * len(self.partners[i]))]) if len(self.partners[i]) else -1
+                for i, c in zip(index.tolist(), choice)])
+            draw["reference"][torch.rand(b, generator=generator) < config.reference_dropout] = -1
+            draw["flip_reference"] = torch.rand(b, generator=generator) < 0.5
+        return draw
+
+
+def references(latents: torch.Tensor, index: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """The latents at `index` (zeros where it is -1: no reference), flipped where asked."""
+    found = latents[index.clamp(min=0)].clone()
+    found[index < 0] = 0
+    found[flip] = found[flip].flip(-1)
+    return found
 
 
 def _initial_model(config: BaseTrainConfig):
@@ -157,7 +251,8 @@ def _initial_model(config: BaseTrainConfig):
         shape = MiniatureShape(image_size=tuple(config.image_size), unet_channels=tuple(config.unet_channels),
                                layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
                                text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
-        return new_miniature(shape, config.codec, config.tokenizer, seed=config.seed)
+        return new_miniature(shape, config.codec, config.tokenizer, seed=config.seed,
+                             reference=config.iir == "reference")
     if config.codec is not None or config.tokenizer is not None:
         raise DiffreidError(f"init {config.init}: its own codec and tokenizer are used; drop codec / tokenizer")
     model = load_base_model(config.init)
@@ -172,6 +267,12 @@ def _initial_model(config: BaseTrainConfig):
     if wrong:
         raise DiffreidError(f"init {config.init} has " + ", ".join(f"{k} {v}" for k, v in wrong.items()) +
                             "; set the same (--set FIELD=VALUE) or leave init out to train a new shape")
+    if config.iir == "reference" and not model.takes_reference:
+        log.info("init %s draws from text only: its UNet is widened to read a reference (new inputs at zero)",
+                 config.init)
+        model.unet = with_reference_input(model.unet)
+    elif config.iir is None and model.takes_reference:
+        raise DiffreidError(f"init {config.init} reads reference images; go on training it with iir: reference")
     return model
 
 
@@ -180,7 +281,10 @@ def _plain(value):
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def _train(config, out, model, latents, captions, accelerator, ema_class) -> None:
+def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
+    captions = [label["caption"] for label in labels]
+    model.caption_words = words(captions) | (model.caption_words or set())  # what its text encoder reads
+    draw = BatchDraw(config, labels)
     trained = list(model.unet.parameters()) + list(model.text_encoder.parameters())
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     ema = ema_class(trained, decay=config.ema_decay)
@@ -209,19 +313,19 @@ def _train(config, out, model, latents, captions, accelerator, ema_class) -> Non
     window, tick = [], time.time()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="base-train", unit="step")
     for step in bar:
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + step)  # same batches after a resume
-        index = torch.randint(0, len(latents), (config.batch_size,), generator=generator)
-        batch = latents[index]
-        flip = torch.rand(config.batch_size, generator=generator) < 0.5
-        batch[flip] = batch[flip].flip(-1)
+        batch = draw(step)
+        index = batch["index"]
+        images = references(latents, index, batch["flip"])
+        reference = (references(latents, batch["reference"], batch["flip_reference"]).to(accelerator.device)
+                     if "reference" in batch else None)
         ids = caption_ids[index].clone()
-        ids[torch.rand(config.batch_size, generator=generator) < config.caption_dropout] = token_of[""]
+        ids[batch["drop_caption"]] = token_of[""]
         for group in optimizer.param_groups:
             group["lr"] = _lr(config, step)
         with accelerator.autocast():
             context = text_encoder(tokens[ids].to(accelerator.device)).last_hidden_state
-            loss = denoising_loss(unet, model.noise_scheduler, batch.to(accelerator.device), context, generator,
-                                  config.snr_gamma)
+            loss = denoising_loss(unet, model.noise_scheduler, images.to(accelerator.device), context,
+                                  batch["generator"], config.snr_gamma, reference)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trained, 1.0)
         optimizer.step()
@@ -245,10 +349,10 @@ def _train(config, out, model, latents, captions, accelerator, ema_class) -> Non
                                                                   "ema": ema.state_dict()}, unit="step")
         if done % config.sample_every == 0 or done == config.steps:
             _export(model, ema, trained, out / "model")
-            _sample_sheet(captions, out / "samples" / f"step-{done:06d}.png", config.sample_steps)
+            _sample_sheet(labels, latents, out / "samples" / f"step-{done:06d}.png", config.sample_steps)
             model.unet.train()
             model.text_encoder.train()
-    write_manifest(out, "base-train", config_dict(config), counts={"images": len(captions), "steps": config.steps},
+    write_manifest(out, "base-train", config_dict(config), counts={"images": len(labels), "steps": config.steps},
                    inputs={spec: "dataset" for spec in config.data})
 
 
@@ -269,15 +373,35 @@ def _export(model, ema, trained, folder: Path) -> None:
         ema.restore(trained)
 
 
-def _sample_sheet(captions: list[str], path: Path, steps: int) -> None:
-    """Eight distinct training prompts, drawn with the EMA weights just exported, two seeds each."""
+@torch.no_grad()
+def _sample_sheet(labels: list[dict], latents: torch.Tensor, path: Path, steps: int) -> None:
+    """Eight training images' prompts (of distinct captions), drawn with the EMA weights just exported,
+    two seeds each; a model that reads references draws each from another image of that person,
+    shown in the first row."""
     from diffreid.synthesis.base_model import load_base_model
 
     exported = load_base_model(path.parents[1] / "model")
-    prompts = sorted(set(captions))
-    prompts = [prompts[i * len(prompts) // 8] for i in range(min(8, len(prompts)))]
-    images = sample(exported, prompts * 2, [SAMPLE_SEED + i for i in range(2 * len(prompts))], steps=steps)
+    first = {}
+    for i, label in enumerate(labels):
+        first.setdefault(label["caption"], i)
+    chosen = [first[c] for c in sorted(first)]
+    chosen = [chosen[i * len(chosen) // 8] for i in range(min(8, len(chosen)))]
+    prompts = [labels[i]["caption"] for i in chosen]
+    seeds = [SAMPLE_SEED + i for i in range(2 * len(prompts))]
+    shown = []
+    reference = None
+    if exported.takes_reference:
+        partner = {}
+        for i, label in enumerate(labels):
+            partner.setdefault(label["identity"], []).append(i)
+        index = torch.tensor([next((j for j in partner[labels[i]["identity"]] if j != i), -1) for i in chosen])
+        reference = references(latents, index, torch.zeros(len(index), dtype=torch.bool))
+        shown = to_pil(exported.codec.decode(reference))
+        reference = reference.repeat(2, 1, 1, 1)
+    images = sample(exported, prompts * 2, seeds, steps=steps, reference=reference)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        grid(images, len(prompts)).save(tmp, format="PNG")
-    write_json_atomic(path.with_suffix(".json"), {"prompts": prompts, "seeds": SAMPLE_SEED})
+        grid(shown + images, len(prompts)).save(tmp, format="PNG")
+    write_json_atomic(path.with_suffix(".json"), {"prompts": prompts, "seeds": SAMPLE_SEED,
+                                                  "references": [labels[i]["identity"] for i in chosen]
+                                                  if reference is not None else None})

@@ -9,12 +9,20 @@ identity's captions joined to its prompt).
 
 from __future__ import annotations
 
+import logging
+import re
+
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 COLOURS = ("black", "white", "grey", "red", "blue", "navy blue", "light blue", "green", "yellow", "orange",
            "purple", "pink", "brown", "beige", "khaki")
 UPPER = ("t-shirt", "long-sleeved shirt", "jacket", "coat", "hoodie", "sweater", "blouse", "vest")
 LOWER = ("trousers", "jeans", "shorts", "skirt", "dress")
+# a named view (SARC3D's and MIT's file names, procedural renders) in the words DI injects, so that
+# captions of real images teach the base model the very phrases sampling asks for
+VIEW_PHRASES = {"front": "front view", "back": "back view", "left": "left side view", "right": "right side view"}
 VOCABULARY: dict[str, tuple[str, ...]] = {
     "carrying": ("carrying a backpack", "carrying a handbag", "carrying a shoulder bag", "carrying a suitcase",
                  "holding an umbrella", "holding a phone", "carrying a shopping bag", "empty-handed"),
@@ -22,7 +30,7 @@ VOCABULARY: dict[str, tuple[str, ...]] = {
                "riding a bicycle", "waiting", "crossing the street"),
     "pose": ("mid-stride", "arms at the sides", "hands in pockets", "turning the head", "arms crossed",
              "leaning forward"),
-    "viewpoint": ("front view", "back view", "left side view", "right side view", "three-quarter view"),
+    "viewpoint": (*VIEW_PHRASES.values(), "three-quarter view"),
     "camera height": ("seen from a high surveillance camera", "seen at eye level", "seen from slightly above",
                       "seen from a low angle"),
     "scene": ("on a campus walkway", "in a shopping mall", "on a city street", "in a parking lot",
@@ -56,6 +64,27 @@ def injected_attributes(captions: list[str], rng: np.random.Generator,
         if absent:
             chosen.append(str(rng.choice(absent)))
     return chosen
+
+
+def words(texts: list[str]) -> set[str]:
+    """The lower-case words of some captions (what a text encoder was trained to read)."""
+    return {word for text in texts for word in re.findall(r"[a-z]+", text.lower())}
+
+
+def unlearnt_phrases(known: set[str], categories: tuple[str, ...] = INJECTED) -> list[str]:
+    """Phrases DI can inject holding a word that no base-train caption held: a text encoder
+    that never read them gives them no meaning, so injecting them adds noise, not attributes."""
+    return [phrase for category in categories for phrase in VOCABULARY[category] if words([phrase]) - known]
+
+
+def warn_unlearnt_phrases(known: set[str] | None, base_model: str) -> list[str]:
+    """Name the injectable phrases `base_model`'s captions never held (nothing when it kept no record)."""
+    phrases = [] if known is None else unlearnt_phrases(known)
+    if phrases:
+        log.warning("%s: its text encoder never read the words of %d phrases Diversity Injection injects: %s. "
+                    "Injected, they change little; base-train it on captions that hold them (e.g. PETA's SARC3D "
+                    "and MIT views), or generate with --no-injection", base_model, len(phrases), "; ".join(phrases))
+    return phrases
 
 
 def prior_preservation_loss(identity_loss, prior_loss, weight: float):

@@ -36,7 +36,7 @@ from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
 from diffreid.synthesis.base_model import BaseModel, load_base_model
 from diffreid.synthesis.base_train import cache_latents, denoising_loss
-from diffreid.synthesis.diversity import prior_preservation_loss
+from diffreid.synthesis.diversity import prior_preservation_loss, warn_unlearnt_phrases
 from diffreid.synthesis.identity import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
 from diffreid.synthesis.reference_set import build_reference_set, read_reference_set
@@ -141,6 +141,7 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
 
     torch.manual_seed(config.seed)
     model = load_base_model(config.base_model, tuple(config.image_size) if config.image_size else None)
+    warn_unlearnt_phrases(model.caption_words, str(config.base_model))
     dataset = load_dataset(config.data).require("train")
     captions, descriptions = read_captions(config.captions, dataset.root)
     train = sequences(dataset.train, config.images_per_identity, config.seed)

@@ -1,16 +1,22 @@
-"""`diffreid generate`: many new images of every identity a generator learnt.
+"""`diffreid generate`: many new images of every identity, from what a generator learnt or from
+the person's own images.
 
-Each image's prompt joins the identity tokens and description with Diversity Injection's
-attribute phrases (viewpoint, pose, scene, light) that the identity's captions never
-mention; its noise comes from a seed derived from (seed, pid, index). An image is thus
-the same whatever the batch size, shard or restart. Identities are the units: each one
-writes its images and then `.units/<pid>.jsonl` atomically; the run that finds every
-identity done (rank 0 of a launched job) merges `manifest.jsonl`, the input of
-`diffreid filter`, and removes what killed writers left half-written.
+Two sources of identity. A fine-tuned generator (`diffreid finetune`) draws the identities
+it learnt as tokens (IIR table or encoder). A base model trained to read a reference image
+(`diffreid base-train --iir reference`, the image-level IIR) draws any person from their
+images alone, with no fine-tuning: `--references FORMAT:ROOT --split query` draws every
+identity of that split, each image from one of its images in turn. Either way each
+image's prompt joins the identity's description with Diversity Injection's attribute
+phrases (viewpoint, pose, scene, light) that its captions never mention, and its noise
+comes from a seed derived from (seed, pid, index). An image is thus the same whatever
+the batch size, shard or restart. Identities are the units: each one writes its images
+and then `.units/<pid>.jsonl` atomically; the run that finds every identity done (rank 0
+of a launched job) merges `manifest.jsonl`, the input of `diffreid filter`, and removes
+what killed writers left half-written.
 
 OUT/ holds `images/<pid:04d>/<pid:04d>_<index:04d>.png`, `manifest.jsonl` (file, pid,
-source, prompt, seed, injected) and `manifest.json` (its config names the source dataset
-as `data`).
+source, prompt, seed, injected, and the reference image where there is one) and
+`manifest.json` (its config names the source dataset as `data`).
 """
 
 from __future__ import annotations
@@ -24,12 +30,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, sweep_partial, write_manifest, write_text_atomic
-from diffreid.config import GenerateConfig, config_dict
+from diffreid.artifacts import atomic_path, read_jsonl, sweep_partial, write_manifest, write_text_atomic
+from diffreid.config import BaseTrainConfig, GenerateConfig, config_dict
+from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
 from diffreid.scaleout import local_device, merges_here, stage_shard
-from diffreid.synthesis.diversity import injected_attributes
-from diffreid.synthesis.finetune import Generator, load_generator
+from diffreid.synthesis.base_model import load_base_model
+from diffreid.synthesis.base_train import load_image
+from diffreid.synthesis.diversity import injected_attributes, warn_unlearnt_phrases
+from diffreid.synthesis.finetune import load_generator
 from diffreid.synthesis.identity import identity_prompt
 from diffreid.synthesis.sampling import sample_latents, to_pil
 
@@ -41,19 +50,121 @@ def image_seed(seed: int, pid: int, index: int) -> int:
     return int(np.random.default_rng([seed, _STAGE, pid, index]).integers(2**31 - 1))
 
 
-def plan(generator: Generator, pid: int, position: int, config: GenerateConfig) -> list[dict]:
-    """Prompt, seed and injected attributes of each image of one identity."""
-    identity = generator.identities[position]
-    entries = []
-    for index in range(config.per_identity):
-        seed = image_seed(config.seed, pid, index)
-        injected = (injected_attributes(identity.get("captions", []) + [identity["description"]],
-                                        np.random.default_rng(seed)) if config.injection else [])
-        description = ", ".join(part for part in [identity["description"], *injected] if part)
-        entries.append({"file": f"images/{pid:04d}/{pid:04d}_{index:04d}.png", "pid": pid,
-                        "source": generator.settings["data"], "prompt": identity_prompt(generator.k, description),
-                        "seed": seed, "injected": injected})
-    return entries
+def _description(description: str, injected: list[str]) -> str:
+    return ", ".join(part for part in [description, *injected] if part)
+
+
+class LearntIdentities:
+    """The identities a fine-tuned generator learnt, drawn from their identity tokens."""
+
+    def __init__(self, config: GenerateConfig):
+        self.generator = load_generator(config.generator)
+        self.model = self.generator.model
+        self.data = self.generator.settings["data"]
+        self.pids = [identity["pid"] for identity in self.generator.identities]
+
+    def to(self, device, dtype) -> None:
+        self.model.to(device, dtype)
+        self.generator.iir.to(device, dtype)
+        self.uncond = self.generator.context([""], None)
+
+    def plan(self, pid: int, position: int, config: GenerateConfig) -> list[dict]:
+        """Prompt, seed and injected attributes of each image of one identity."""
+        identity = self.generator.identities[position]
+        entries = []
+        for index in range(config.per_identity):
+            seed = image_seed(config.seed, pid, index)
+            injected = (injected_attributes(identity.get("captions", []) + [identity["description"]],
+                                            np.random.default_rng(seed)) if config.injection else [])
+            entries.append({"file": f"images/{pid:04d}/{pid:04d}_{index:04d}.png", "pid": pid, "source": self.data,
+                            "prompt": identity_prompt(self.generator.k, _description(identity["description"], injected)),
+                            "seed": seed, "injected": injected})
+        return entries
+
+    def latents(self, batch: list[dict], position: int, config: GenerateConfig) -> torch.Tensor:
+        context = self.generator.context([e["prompt"] for e in batch], torch.full((len(batch),), position))
+        return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
+                              config.guidance)
+
+
+class ReferenceIdentities:
+    """Every identity of a dataset split, drawn from its own images by a model that reads references."""
+
+    def __init__(self, config: GenerateConfig):
+        self.model = load_base_model(config.generator)
+        if not self.model.takes_reference:
+            raise DiffreidError(f"{config.generator}: this base model draws from text only; drawing from reference "
+                                "images needs one trained with `diffreid base-train --iir reference`")
+        dataset = load_dataset(config.references).require(config.split)
+        self.root = Path(dataset.root)
+        self.data = config.references
+        self.images: dict[int, list[Path]] = {}
+        for record in sorted(dataset.split(config.split), key=lambda r: r.path):
+            self.images.setdefault(record.pid, []).append(Path(record.path))
+        self.images.pop(0, None)  # distractors have no identity to keep
+        self.pids = sorted(self.images)
+        self.descriptions, self.captions = _read_descriptions(config.captions)
+        if config.injection:
+            warn_unlearnt_phrases(self.model.caption_words, str(config.generator))
+
+    def to(self, device, dtype) -> None:
+        self.model.to(device, dtype)
+        self.uncond = self.model.encode_text([""])
+
+    def plan(self, pid: int, position: int, config: GenerateConfig) -> list[dict]:
+        """Prompt, seed, injected attributes and reference image of each image of one identity."""
+        references = self.images[pid]
+        description = self.descriptions.get(pid, "")
+        entries = []
+        for index in range(config.per_identity):
+            seed = image_seed(config.seed, pid, index)
+            injected = (injected_attributes(self.captions.get(pid, []) + [description], np.random.default_rng(seed))
+                        if config.injection else [])
+            reference = references[index % len(references)]
+            entries.append({"file": f"images/{pid:04d}/{pid:04d}_{index:04d}.png", "pid": pid, "source": self.data,
+                            "prompt": _description(description or BaseTrainConfig.real_caption, injected),
+                            "seed": seed, "injected": injected, "reference": _relative(reference, self.root)})
+        return entries
+
+    @torch.no_grad()
+    def latents(self, batch: list[dict], position: int, config: GenerateConfig) -> torch.Tensor:
+        codec = self.model.codec
+        pixels = []
+        for entry in batch:
+            image = load_image(self.root / entry["reference"], self.model.image_size)
+            if image is None:
+                raise DiffreidError(f"{self.root / entry['reference']}: unreadable reference image; "
+                                    f"run `diffreid data check {self.data}`")
+            pixels.append(image)
+        parameter = next(self.model.unet.parameters())
+        reference = codec.encode(torch.stack(pixels).to(parameter))
+        context = self.model.encode_text([e["prompt"] for e in batch])
+        return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
+                              config.guidance, reference, config.reference_guidance)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _read_descriptions(folder: Path | None) -> tuple[dict[int, str], dict[int, list[str]]]:
+    """Identity descriptions and their images' captions from a `diffreid caption` folder, if given."""
+    if folder is None:
+        return {}, {}
+    for name in ("identities.jsonl", "captions.jsonl"):
+        if not (Path(folder) / name).is_file():
+            raise DiffreidError(f"{Path(folder) / name}: missing; --captions takes a folder written by "
+                                "`diffreid caption` on the reference dataset")
+    descriptions = {int(e["pid"]): e["description"] for e in read_jsonl(Path(folder) / "identities.jsonl")
+                    if {"pid", "description"} <= set(e)}
+    captions: dict[int, list[str]] = {}
+    for entry in read_jsonl(Path(folder) / "captions.jsonl"):
+        if {"pid", "caption"} <= set(entry):
+            captions.setdefault(int(entry["pid"]), []).append(entry["caption"])
+    return descriptions, captions
 
 
 def _dtype(name: str) -> torch.dtype:
@@ -67,35 +178,33 @@ def _dtype(name: str) -> torch.dtype:
 def run(config: GenerateConfig) -> Path:
     k, n = stage_shard(config.shard)
     out = Path(config.out)
-    generator = load_generator(config.generator)
-    device = local_device()
-    dtype = _dtype(config.dtype)
-    generator.model.to(device, dtype)
-    generator.iir.to(device, dtype)
+    source = ReferenceIdentities(config) if config.references else LearntIdentities(config)
+    source.to(local_device(), _dtype(config.dtype))
     if config.compile:
-        generator.model.unet = torch.compile(generator.model.unet)
-    learnt = [identity["pid"] for identity in generator.identities]
+        source.model.unet = torch.compile(source.model.unet)
+    known = source.pids
     if config.identities is not None:
-        unknown = sorted(set(config.identities) - set(learnt))
+        unknown = sorted(set(config.identities) - set(known))
         if unknown:
-            raise DiffreidError(f"{config.generator}: identities {unknown} were not learnt by this generator "
-                                f"(it knows {len(learnt)}: {learnt[0]}…{learnt[-1]}); see its identities.json")
-    # an identity keeps its position among all learnt ones, so its seeds are the same in a subset
-    positions = [(position, pid) for position, pid in enumerate(learnt)
+            where = (f"{config.references} ({config.split})" if config.references else
+                     f"{config.generator} (see its identities.json)")
+            raise DiffreidError(f"identities {unknown} are not among the {len(known)} of {where}: "
+                                f"{known[0]}…{known[-1]}")
+    # an identity keeps its position among all, so its seeds are the same in a subset
+    positions = [(position, pid) for position, pid in enumerate(known)
                  if config.identities is None or pid in config.identities]
     pids = [pid for _, pid in positions]
     mine = [(position, pid) for i, (position, pid) in enumerate(positions) if i % n == k - 1]
     todo = [(position, pid) for position, pid in mine if not (out / ".units" / f"{pid}.jsonl").is_file()]
     log.info("%d identities, shard %d/%d holds %d, %d to do; %d images each", len(pids), k, n, len(mine), len(todo),
              config.per_identity)
-    uncond = generator.context([""], None)
     with tqdm(total=len(todo) * config.per_identity, desc="generate", unit="img") as bar:
         for position, pid in todo:
-            entries = plan(generator, pid, position, config)
+            entries = source.plan(pid, position, config)
             for start in range(0, len(entries), config.batch_size):
                 batch = [e for e in entries[start:start + config.batch_size] if not (out / e["file"]).is_file()]
                 if batch:
-                    _draw(generator, batch, position, uncond, out, config)
+                    _save(source.model, source.latents(batch, position, config), batch, out)
                 bar.update(len(entries[start:start + config.batch_size]))
             write_text_atomic(out / ".units" / f"{pid}.jsonl", "".join(json.dumps(e) + "\n" for e in entries))
     if not merges_here(config.shard):
@@ -107,19 +216,15 @@ def run(config: GenerateConfig) -> Path:
     sweep_partial(out)
     lines = "".join((out / ".units" / f"{pid}.jsonl").read_text(encoding="utf-8") for pid in pids)
     write_text_atomic(out / "manifest.jsonl", lines)
-    write_manifest(out, "generate", {**config_dict(config), "data": generator.settings["data"]},
+    write_manifest(out, "generate", {**config_dict(config), "data": source.data},
                    counts={"identities": len(pids), "images": len(pids) * config.per_identity},
-                   inputs={str(config.generator): "generator"})
+                   inputs={str(config.generator): "generator",
+                           **({config.references: "references"} if config.references else {})})
     return out
 
 
 @torch.no_grad()
-def _draw(generator: Generator, batch: list[dict], position: int, uncond: torch.Tensor, out: Path,
-          config: GenerateConfig) -> None:
-    index = torch.full((len(batch),), position)
-    context = generator.context([e["prompt"] for e in batch], index)
-    latents = sample_latents(generator.model, context, uncond, [e["seed"] for e in batch], config.steps,
-                             config.guidance)
-    for entry, image in zip(batch, to_pil(generator.model.codec.decode(latents))):
+def _save(model, latents: torch.Tensor, batch: list[dict], out: Path) -> None:
+    for entry, image in zip(batch, to_pil(model.codec.decode(latents))):
         with atomic_path(out / entry["file"]) as tmp:
             image.save(tmp, format="PNG")

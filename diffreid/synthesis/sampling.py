@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 
 
@@ -19,39 +20,67 @@ def initial_noise(model: BaseModel, seeds: list[int]) -> torch.Tensor:
     return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(seed))) for seed in seeds])
 
 
+def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor,
+                      reference: torch.Tensor | None, guidance: float, reference_guidance: float):
+    """The UNet inputs to evaluate each step and the weights that combine their outputs.
+
+    Text alone: classifier-free guidance, e(∅) + g·(e(text) − e(∅)). A model that reads a
+    reference guides on both, as InstructPix2Pix does: e(∅, ∅) + r·(e(ref, ∅) − e(∅, ∅)) +
+    g·(e(ref, text) − e(ref, ∅)), the reference's pull set apart from the prompt's. A
+    dropped reference is zeros, the input the model was trained with for "no reference".
+    """
+    uncond = uncond.expand(len(context), -1, -1).to(context)
+    if not model.takes_reference:
+        return ([(None, context)], [1.0]) if guidance == 1.0 else ([(None, uncond), (None, context)],
+                                                                    [1 - guidance, guidance])
+    dropped = torch.zeros(len(context), model.codec.latent_channels, *model.latent_size).to(context)
+    if reference is None or reference_guidance == 1.0:
+        reference = dropped if reference is None else reference.to(context)
+        return ([(reference, context)], [1.0]) if guidance == 1.0 else ([(reference, uncond), (reference, context)],
+                                                                         [1 - guidance, guidance])
+    reference = reference.to(context)
+    return ([(dropped, uncond), (reference, uncond), (reference, context)],
+            [1 - reference_guidance, reference_guidance - guidance, guidance])
+
+
 @torch.no_grad()
 def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor, seeds: list[int],
-                   steps: int = 25, guidance: float = 5.0) -> torch.Tensor:
+                   steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | None = None,
+                   reference_guidance: float = 2.0) -> torch.Tensor:
     """Denoise from each seed's noise under `context` (per-token text embeddings, one per seed).
 
-    `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance.
+    `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance;
+    `reference` the normalised latents of one reference image per seed, for a model that reads them.
     """
     from diffusers import DPMSolverMultistepScheduler
 
+    if reference is not None and not model.takes_reference:
+        raise DiffreidError("this base model draws from text only; reference images need one trained with "
+                            "`diffreid base-train --iir reference`")
     scheduler = DPMSolverMultistepScheduler.from_config(model.noise_scheduler.config, algorithm_type="dpmsolver++")
     scheduler.set_timesteps(steps)
-    device, dtype = context.device, context.dtype
-    latents = initial_noise(model, seeds).to(device=device, dtype=dtype) * scheduler.init_noise_sigma
-    guided = guidance != 1.0
-    if guided:
-        context = torch.cat([uncond.expand(len(seeds), -1, -1).to(context), context])
+    latents = initial_noise(model, seeds).to(device=context.device, dtype=context.dtype) * scheduler.init_noise_sigma
+    branches, weights = guidance_branches(model, context, uncond, reference, guidance, reference_guidance)
+    extra = torch.cat([r for r, _ in branches]) if model.takes_reference else None
+    contexts = torch.cat([c for _, c in branches])
     for t in scheduler.timesteps:
-        inputs = scheduler.scale_model_input(torch.cat([latents] * 2) if guided else latents, t)
-        out = model.unet(inputs, t, encoder_hidden_states=context).sample
-        if guided:
-            unconditioned, conditioned = out.chunk(2)
-            out = unconditioned + guidance * (conditioned - unconditioned)
-        latents = scheduler.step(out, t, latents).prev_sample
+        inputs = scheduler.scale_model_input(torch.cat([latents] * len(branches)), t)
+        if extra is not None:
+            inputs = torch.cat([inputs, extra], dim=1)
+        outs = model.unet(inputs, t, encoder_hidden_states=contexts).sample.chunk(len(branches))
+        latents = scheduler.step(sum(w * o for w, o in zip(weights, outs)), t, latents).prev_sample
     return latents
 
 
 @torch.no_grad()
 def sample(model: BaseModel, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
-           negative_prompt: str = "") -> list[Image.Image]:
-    """One image per (prompt, seed)."""
+           negative_prompt: str = "", reference: torch.Tensor | None = None,
+           reference_guidance: float = 2.0) -> list[Image.Image]:
+    """One image per (prompt, seed), and per reference latent where given."""
     context = model.encode_text(prompts)
     uncond = model.encode_text([negative_prompt])
-    return to_pil(model.codec.decode(sample_latents(model, context, uncond, seeds, steps, guidance)))
+    return to_pil(model.codec.decode(sample_latents(model, context, uncond, seeds, steps, guidance, reference,
+                                                    reference_guidance)))
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:

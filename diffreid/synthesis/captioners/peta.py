@@ -3,8 +3,9 @@
 Labels are per identity, in the `Label.txt` beside the images (keys matched as integers
 to the leading number of a file name); SARC3D and MIT also name the view, so a caption
 is per image: "a young woman with long black hair, wearing a white short-sleeved
-t-shirt, black trousers and black shoes, carrying a backpack, seen from the back". The
-view is its own comma-separated phrase, so an identity's description (the phrases most
+t-shirt, black trousers and black shoes, carrying a backpack, back view". The view is
+said in Diversity Injection's own words (`VIEW_PHRASES`), so the base model learns the
+phrases sampling injects; it is its own comma-separated phrase, so an identity's description (the phrases most
 of its captions share) drops it when the identity is seen from several views.
 
 Where PETA's vocabulary overlaps itself, the caption says the more specific word
@@ -22,6 +23,7 @@ from pathlib import Path
 from diffreid.data.peta import LABEL_FILE, SETS, identity_key, view_of
 from diffreid.data.peta_labels import PetaAttributes, decode, read_label_file
 from diffreid.data.records import Record
+from diffreid.synthesis.diversity import VIEW_PHRASES
 from diffreid.synthesis.captioners.phrasing import join_and, person_sentence, with_article
 
 log = logging.getLogger(__name__)
@@ -51,7 +53,7 @@ def peta_caption(attributes: PetaAttributes, view: str | None = None) -> str:
     for verb, items in (("carrying", carried), ("pushing", pushed)):
         if items:  # "a person carrying something", else after a comma as person_sentence puts it
             sentence += f"{' ' if sentence == subject else ', '}{verb} {join_and(items)}"
-    return f"{sentence}, seen from the {view}" if view else sentence
+    return f"{sentence}, {VIEW_PHRASES[view]}" if view else sentence
 
 
 def _subject(a: PetaAttributes) -> str:

@@ -1,0 +1,270 @@
+"""The image-level IIR: a UNet that reads a reference image of the person, trained by base-train
+(pairs of one person's images, references dropped for guidance) and drawn from by generate --references."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from diffreid.config import BaseTrainConfig, GenerateConfig
+from diffreid.errors import DiffreidError
+from diffreid.synthesis import base_train
+from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
+from diffreid.synthesis.base_train import BatchDraw, references, training_images
+from diffreid.synthesis.diversity import unlearnt_phrases, words
+from diffreid.synthesis.sampling import guidance_branches
+
+from conftest import TINY_SHAPE
+from reader_trees import write_image
+
+TINY = MiniatureShape(**TINY_SHAPE)
+
+
+def _config(data, out, **overrides) -> BaseTrainConfig:
+    values = dict(data=tuple(data), out=out, image_size=TINY.image_size, unet_channels=TINY.unet_channels,
+                  text_hidden=32, text_layers=1, steps=4, batch_size=4, warmup_steps=2, checkpoint_every=2,
+                  sample_every=4, sample_steps=2, log_every=2, iir="reference")
+    return BaseTrainConfig(**{**values, **overrides})
+
+
+def test_a_widened_unet_draws_as_before_until_trained():
+    unet = new_miniature(TINY, seed=1).unet.eval()
+    widened = with_reference_input(unet).eval()
+    assert widened.config.in_channels == 2 * unet.config.in_channels
+    noisy = torch.randn(2, unet.config.in_channels, 8, 4)
+    context = torch.randn(2, 77, 32)
+    with torch.no_grad():
+        before = unet(noisy, 10, encoder_hidden_states=context).sample
+        after = widened(torch.cat([noisy, torch.randn_like(noisy)], 1), 10, encoder_hidden_states=context).sample
+    torch.testing.assert_close(before, after)
+
+
+def _labels(sizes: list[int], source: int = 0) -> list[dict]:
+    """Identity i of `sizes` has sizes[i] images."""
+    return [{"caption": "a person", "identity": f"{source}:{pid}", "source": source}
+            for pid, n in enumerate(sizes) for _ in range(n)]
+
+
+def test_references_are_another_image_of_the_same_person_drawn_from_the_step(tmp_path):
+    labels = _labels([1, 2, 3, 4]) + _labels([2, 2], source=1)
+    config = _config(["market1501:a", "market1501:b"], tmp_path, batch_size=32, reference_dropout=0.0)
+    draw = BatchDraw(config, labels)
+    for step in range(20):
+        batch = draw(step)
+        for i, r in zip(batch["index"].tolist(), batch["reference"].tolist()):
+            if labels[i]["identity"] == "0:0":  # seen once: no other image to show
+                assert r == -1
+            else:
+                assert r != i and labels[r]["identity"] == labels[i]["identity"]
+    again = BatchDraw(config, labels)(7)  # a resumed run draws the same batch
+    assert all(torch.equal(v, again[k]) for k, v in draw(7).items() if k != "generator")
+    dropped = BatchDraw(_config(["market1501:a", "market1501:b"], tmp_path, batch_size=32, reference_dropout=1.0),
+                        labels)(0)
+    assert (dropped["reference"] == -1).all()
+
+
+def test_data_weights_set_each_datasets_share_of_a_batch(tmp_path):
+    labels = _labels([2] * 50) + _labels([2] * 5, source=1)  # 100 images against 10
+    only_second = BatchDraw(_config(["market1501:a", "market1501:b"], tmp_path, batch_size=64,
+                                    data_weights=(0.0, 1.0)), labels)(0)
+    assert all(labels[i]["source"] == 1 for i in only_second["index"].tolist())
+    even = BatchDraw(_config(["market1501:a", "market1501:b"], tmp_path, batch_size=64, data_weights=(1.0, 1.0)),
+                     labels)
+    share = np.mean([labels[i]["source"] for s in range(20) for i in even(s)["index"].tolist()])
+    assert 0.4 < share < 0.6  # uniform over images would give 10 / 110
+    with pytest.raises(DiffreidError, match="one weight"):
+        BatchDraw(_config(["market1501:a", "market1501:b"], tmp_path, data_weights=(1.0,)), labels)
+
+
+def test_references_are_zeros_where_dropped_and_flip_where_asked():
+    latents = torch.randn(3, 4, 8, 4)
+    found = references(latents, torch.tensor([2, -1, 0]), torch.tensor([False, False, True]))
+    torch.testing.assert_close(found[0], latents[2])
+    assert (found[1] == 0).all()
+    torch.testing.assert_close(found[2], latents[0].flip(-1))
+
+
+def test_guidance_on_reference_and_text_combines_three_branches():
+    model = new_miniature(TINY, seed=0, reference=True)
+    assert model.takes_reference and not new_miniature(TINY, seed=0).takes_reference
+    context, uncond = torch.randn(2, 77, 32), torch.randn(1, 77, 32)
+    reference = torch.randn(2, model.codec.latent_channels, *model.latent_size)
+    branches, weights = guidance_branches(model, context, uncond, reference, guidance=5.0, reference_guidance=2.0)
+    assert len(branches) == 3 and sum(weights) == pytest.approx(1.0)
+    assert (branches[0][0] == 0).all() and torch.equal(branches[2][0], reference)
+    assert torch.equal(branches[2][1], context) and torch.equal(branches[1][1], uncond.expand(2, -1, -1))
+    # without a reference the model is guided on text alone, the reference input dropped to zeros
+    branches, weights = guidance_branches(model, context, uncond, None, guidance=5.0, reference_guidance=2.0)
+    assert len(branches) == 2 and all((r == 0).all() for r, _ in branches) and weights == [-4.0, 5.0]
+
+
+def test_base_train_learns_from_references_and_widens_a_text_only_miniature(tiny_persons, tmp_path):
+    out = base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "ref"))
+    model = load_base_model(out / "model")
+    assert model.takes_reference
+    sheet = Image.open(out / "samples" / "step-000004.png")
+    assert sheet.size[1] == 3 * TINY.image_size[0]  # the references' row above the two seeds' rows
+    assert json.loads((out / "samples" / "step-000004.json").read_text())["references"]
+    # it keeps the words its text encoder read, for finetune and generate to name injected phrases it never did
+    assert model.caption_words == words([i.caption for i in training_images(_config([f"market1501:{tiny_persons}"],
+                                                                                       out))])
+
+    text_only = tmp_path / "text-only"
+    new_miniature(TINY, seed=0).save_pretrained(text_only)
+    widened = load_base_model(base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "widened",
+                                                     init=str(text_only), steps=2, lr=0.0, ema_decay=0.0,
+                                                     checkpoint_every=2, sample_every=2)) / "model")
+    start = load_base_model(text_only).unet.conv_in.weight
+    channels = start.shape[1]
+    torch.testing.assert_close(widened.unet.conv_in.weight[:, :channels], start)
+    assert (widened.unet.conv_in.weight[:, channels:] == 0).all()
+    with pytest.raises(DiffreidError, match="iir: reference"):
+        base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "other", init=str(out / "model"),
+                               iir=None))
+
+
+def test_going_on_from_a_miniature_encodes_latents_in_its_scale_once(tiny_persons, tmp_path, monkeypatch):
+    start = new_miniature(TINY, seed=0)
+    start.codec.shift, start.codec.scale = 0.25, 2.5
+    start.save_pretrained(tmp_path / "start")
+    seen = {}
+    monkeypatch.setattr(base_train, "_train", lambda config, out, model, latents, labels, *rest:
+                        seen.update(latents=latents, labels=labels, model=model))
+    base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "run", init=str(tmp_path / "start"), iir=None))
+    first = base_train.load_image(Path(seen["labels"][0]["path"]), TINY.image_size)
+    with torch.no_grad():
+        expected = seen["model"].codec.encode(first[None])[0]
+    torch.testing.assert_close(seen["latents"][0], expected, atol=2e-3, rtol=0)  # not normalised twice
+
+
+def test_training_images_caption_peta_sets_and_leave_out_the_judges_held_out_people(tmp_path):
+    peta = tmp_path / "peta" / "PRID"
+    for pid in (1, 2, 3):
+        for cam in "ab":
+            write_image(peta / f"{pid:04d}_{cam}.png", seed=pid, size=(16, 32))
+    (peta / "Label.txt").write_text("".join(f"{pid} personalMale upperBodyRed lowerBodyBlack lowerBodyJeans\n"
+                                            for pid in (1, 2, 3)))
+    judge = tmp_path / "judge"
+    judge.mkdir()
+    (judge / "accuracy.json").write_text(json.dumps({"held_out_identities": [
+        {"data": f"peta-all:{tmp_path / 'peta'}", "set": "PRID", "pid": 2}]}))
+    items = training_images(_config([f"prid:{peta}"], tmp_path / "run", exclude_judged=judge))
+    assert sorted({i.identity for i in items}) == ["0:1", "0:3"] and len(items) == 4
+    assert all(i.caption.startswith("a man") and "red" in i.caption and "jeans" in i.caption for i in items)
+    with pytest.raises(DiffreidError, match="accuracy.json"):
+        training_images(_config([f"prid:{peta}"], tmp_path / "run", exclude_judged=tmp_path))
+
+
+def test_injected_phrases_the_base_model_never_read_are_named(reference_base, tiny_persons, tmp_path, caplog):
+    from diffreid.data import load_dataset
+
+    known = words(["a man in a red shirt and black trousers, back view", "a photo of a person"])
+    unlearnt = unlearnt_phrases(known)
+    assert "back view" not in unlearnt and "front view" in unlearnt and "in the rain" in unlearnt
+    model = load_base_model(reference_base)
+    assert model.caption_words is None  # no record: nothing to warn about
+    model.caption_words = known
+    model.save_pretrained(tmp_path / "base")
+    assert load_base_model(tmp_path / "base").caption_words == known
+    with caplog.at_level("WARNING"):
+        _generate(tmp_path / "base", tiny_persons, tmp_path / "gen", per_identity=1,
+                  identities=(load_dataset(f"market1501:{tiny_persons}").query[0].pid,))
+    warned = [r.getMessage() for r in caplog.records if "never read" in r.getMessage()]
+    assert len(warned) == 1 and "in the rain" in warned[0] and "back view" not in warned[0]
+
+
+@pytest.fixture(scope="module")
+def reference_base(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("reference") / "base"
+    new_miniature(TINY, seed=0, reference=True).save_pretrained(folder)
+    return folder
+
+
+def test_generate_draws_every_person_of_a_split_from_their_own_images(reference_base, tiny_persons, tmp_path):
+    from diffreid.data import load_dataset
+    from diffreid.filtering.generated import read_generated
+
+    query = load_dataset(f"market1501:{tiny_persons}").query
+    out = _generate(reference_base, tiny_persons, tmp_path / "gen")
+    source, items = read_generated(out)
+    assert source == f"market1501:{tiny_persons}"
+    assert sorted({i.pid for i in items}) == sorted({r.pid for r in query}) and len(items) == 3 * len({r.pid for r in query})
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    for entry in entries:
+        assert (Path(tiny_persons) / entry["reference"]).resolve() in {Path(r.path).resolve() for r in query
+                                                                       if r.pid == entry["pid"]}
+        assert entry["injected"] and entry["prompt"].startswith("a photo of a person, ")
+        assert (out / entry["file"]).is_file()
+    # the same seed draws the same images whatever the batch
+    again = _generate(reference_base, tiny_persons, tmp_path / "again", batch_size=3,
+                      identities=(entries[0]["pid"],))
+    first = entries[0]["file"]
+    assert np.array_equal(np.asarray(Image.open(out / first)), np.asarray(Image.open(again / first)))
+    # the reference changes what is drawn
+    other = _generate(reference_base, tiny_persons, tmp_path / "other", reference_guidance=1.0,
+                      identities=(entries[0]["pid"],))
+    assert not np.array_equal(np.asarray(Image.open(out / first)), np.asarray(Image.open(other / first)))
+    with pytest.raises(DiffreidError, match="not among"):
+        _generate(reference_base, tiny_persons, tmp_path / "x", identities=(99999,))
+
+
+def test_generate_from_references_needs_a_model_that_reads_them(tiny_base, tiny_persons, tmp_path):
+    with pytest.raises(DiffreidError, match="base-train --iir reference"):
+        _generate(tiny_base, tiny_persons, tmp_path / "gen")
+
+
+def _generate(base, persons, out, **overrides):
+    from diffreid.synthesis.generate import run
+
+    values = dict(generator=base, out=out, references=f"market1501:{persons}", split="query", per_identity=3,
+                  steps=2, batch_size=2)
+    return run(GenerateConfig(**{**values, **overrides}))
+
+
+def test_consistency_tells_new_views_from_copies_of_the_references(reference_base, tiny_persons, shared_data,
+                                                                    tmp_path):
+    from diffreid.evaluation.consistency import identity_consistency
+
+    out = _generate(reference_base, tiny_persons, tmp_path / "gen", per_identity=2)
+    model = str(shared_data / "models" / "osnet_x0_25_msmt17.onnx")
+    drawn = identity_consistency(model, out)["copies"]
+    assert drawn["images"] == len((out / "manifest.jsonl").read_text().splitlines())
+    assert drawn["pixel_difference_to_nearest_reference"] > 0.05  # an untrained model draws no copy
+    # the references themselves, put in their place, are copies: cosine 1, pixel difference 0
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        entry = json.loads(line)
+        Image.open(Path(tiny_persons) / entry["reference"]).save(out / entry["file"])
+    copied = identity_consistency(model, out)["copies"]
+    assert copied["passes_near_duplicate_guard"] == 0.0 and copied["cosine_to_nearest_reference"] > 0.99
+    assert copied["pixel_difference_to_nearest_reference"] < 0.02
+
+
+def test_fidelity_reads_peta_labels_on_generated_and_real_images(reference_base, tmp_path):
+    from diffreid.cli import main
+    from diffreid.evaluation.attribute_classifier import AttributeNet
+    from diffreid.evaluation.peta_judge import CLASSES
+
+    peta = tmp_path / "peta" / "PRID"
+    for pid in (1, 2):
+        for cam in "ab":
+            write_image(peta / f"{pid:04d}_{cam}.png", seed=pid, size=(16, 32))
+    (peta / "Label.txt").write_text("1 personalMale upperBodyRed lowerBodyBlack\n"
+                                    "2 personalFemale upperBodyBlue lowerBodyBlack\n")
+    judge = tmp_path / "judge"
+    AttributeNet({name: list(values) for name, values in CLASSES.items()}, "mobilenet_v2", None).save(judge)
+    (judge / "accuracy.json").write_text(json.dumps({"held_out_identities": [
+        {"data": "x", "set": "PRID", "pid": 1}]}))
+    out = _generate(reference_base, peta.parent, tmp_path / "gen", references=f"prid:{peta}", split="train",
+                    per_identity=2)
+    assert main(["fidelity", "--generated", str(out), "--judge", str(judge), "--out", str(tmp_path / "f.json")]) == 0
+    scores = json.loads((tmp_path / "f.json").read_text())[str(out)]
+    assert scores["identities"] == 2 and scores["generated_images"] == 4 and scores["real_images"] == 4
+    assert scores["judge_trained_on"] == 1  # identity 2 is not among the judge's held-out people
+    for name in ("upper colour", "lower colour", "gender"):
+        assert 0 <= scores["attributes"][name]["generated"] <= 1 and 0 <= scores["attributes"][name]["real"] <= 1
+    assert scores["attributes"]["carrying"]["generated"] is None  # unlabelled: not scored
