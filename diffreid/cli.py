@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     filt.add_argument("--near-duplicate", type=float, default=0.98, metavar="COSINE",
                       help="drop images at least this similar to one of their source images (default 0.98)")
     filt.add_argument("--no-near-duplicate", action="store_true", help="keep near-copies of source images")
+    filt.add_argument("--reference-splits", nargs="+", choices=("train", "query", "gallery"), default=["train"],
+                      metavar="SPLIT", help="the source splits whose real images are the reference and set the "
+                                            "threshold (default: train, the training identities only; add query "
+                                            "gallery only for a source that is never a target)")
     filt.add_argument("--shard", default=None, metavar="K/N", help="filter identities K, K+N, ... only")
     filt.add_argument("--batch-size", type=int, default=64)
     filt.set_defaults(handler=_filter)
@@ -435,7 +439,7 @@ def _filter(args: argparse.Namespace) -> int:
     config = FilterConfig(generated=tuple(args.generated), scorers=tuple(args.scorer), out=args.out,
                           score=args.score, threshold=args.threshold, percentile=args.percentile,
                           near_duplicate=None if args.no_near_duplicate else args.near_duplicate,
-                          shard=args.shard, batch_size=args.batch_size)
+                          reference_splits=tuple(args.reference_splits), shard=args.shard, batch_size=args.batch_size)
     print(f"wrote {run(config)}")
     return 0
 

@@ -214,6 +214,9 @@ class FilterConfig:
     threshold: float | None = None  # None: calibrated on the source's real images
     percentile: float = 5.0  # calibration: this percentile of real cross-camera scores
     near_duplicate: float | None = 0.98  # drop an image this similar to one of its source images; None: keep
+    # the source splits whose identified images are the real reference (centroids) and calibrate the
+    # threshold: its training identities only; add "query", "gallery" only for a source never a target
+    reference_splits: tuple[str, ...] = ("train",)
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     batch_size: int = 64
     jpeg_quality: int = 95

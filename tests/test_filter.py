@@ -191,3 +191,49 @@ def test_identities_are_numbered_across_sources_without_collisions(tmp_path):
     (tmp_path / "a" / "manifest.jsonl").write_text('{"file": "../../etc/passwd", "pid": 1}\n')
     with pytest.raises(DiffreidError, match="outside"):
         read_generated(tmp_path / "a")
+
+
+def test_the_reference_is_the_sources_training_identities_only(tiny_persons, shared_data, tmp_path):
+    """Before, the source's train, query and gallery images were the reference: with a source that is
+    also the target (cuhk01-485), its test identities set the threshold and were rival centroids."""
+    from diffreid.cli import main
+
+    spec = f"market1501:{tiny_persons}"
+    dataset = load_dataset(spec)
+    train_pids = sorted({r.pid for r in dataset.train})
+    test_pids = sorted({r.pid for r in dataset.query + dataset.gallery if r.pid > 0})
+    assert train_pids and test_pids and not set(train_pids) & set(test_pids)
+    scorer = f"market1501={shared_data / OSNET}"
+
+    def generated(folder, pids):
+        images = [(pid, Image.open(r.path).convert("RGB")) for pid in pids
+                  for r in [r for r in dataset.train + dataset.query + dataset.gallery if r.pid == pid][:2]]
+        write_generated(folder, spec, images)
+        return folder
+
+    out = run(FilterConfig(generated=(generated(tmp_path / "generated", train_pids[:3]),), scorers=(scorer,),
+                           out=tmp_path / "diffperson", near_duplicate=None))
+    cached = np.load(out / ".cache" / "source-0-scorer-0.npz")
+    assert set(cached["pids"].tolist()) == set(train_pids)
+    assert all("/bounding_box_train/" in path for path in cached["paths"].tolist())
+    cameras = {pid: {r.camid for r in dataset.train if r.pid == pid} for pid in train_pids}
+    calibration = json.loads((out / ".cache" / "threshold-0.json").read_text())
+    assert len(calibration["real_scores"]) == sum(len(cameras[r.pid]) > 1 for r in dataset.train)
+    assert "(train split)" in json.loads((out / "filter_report.json").read_text())["thresholds"][spec]["method"]
+
+    # generated identities are source pids: one outside the training split stops the filter, with the fix
+    leaking = generated(tmp_path / "from-test", [train_pids[0], *test_pids[:2]])
+    with pytest.raises(DiffreidError) as error:
+        run(FilterConfig(generated=(leaking,), scorers=(scorer,), out=tmp_path / "leak"))
+    message = str(error.value)
+    assert str(leaking / "manifest.jsonl") in message and f"2 of its 3 identities of {spec}" in message
+    assert f"--references {spec} --split train" in message and "--reference-splits train query gallery" in message
+    assert not (tmp_path / "leak").exists()  # refused before any work
+
+    # only by the explicit option, for a source that is never a target
+    assert main(["filter", "--generated", str(leaking), "--scorer", scorer, "--out", str(tmp_path / "every"),
+                 "--reference-splits", "train", "query", "gallery", "--no-near-duplicate"]) == 0
+    every = np.load(tmp_path / "every" / ".cache" / "source-0-scorer-0.npz")
+    assert set(every["pids"].tolist()) == set(train_pids) | set(test_pids)
+    with pytest.raises(DiffreidError, match="reference splits"):
+        run(FilterConfig(generated=(leaking,), scorers=(scorer,), out=tmp_path / "bad", reference_splits=("test",)))

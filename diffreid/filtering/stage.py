@@ -6,6 +6,12 @@ run resumes where it stopped and `--shard K/N` runs can split the identities bet
 machines; the run that finds every identity done merges `manifest.jsonl`,
 `filter_report.json` and the figures. Real-image features and the calibrated threshold
 of each source are computed once and cached in `.cache/`, so all shards use the same bar.
+
+The real reference (each identity's centroid, the rivals of `margin`) and the threshold
+come from the source's training identities only (`reference_splits`, default train):
+with a source that is also the target, its test identities must never set the bar of
+the data pre-trained on. Generated pids are source pids, so every generated identity
+must be a training identity; one that is not stops the run with the file that names it.
 """
 
 from __future__ import annotations
@@ -34,16 +40,22 @@ from diffreid.scaleout import merges_here, stage_shard
 
 log = logging.getLogger(__name__)
 REASONS = ("kept", "low_score", "near_duplicate", "unreadable", "unknown_identity")
+SPLITS = ("train", "query", "gallery")
 
 
 def run(config: FilterConfig) -> Path:
     if config.score not in SCORES:
         raise DiffreidError(f"unknown score {config.score!r}; scores: {', '.join(SCORES)}")
+    splits = tuple(config.reference_splits)
+    if not splits or set(splits) - set(SPLITS):
+        raise DiffreidError(f"reference splits {list(splits)}: give some of {', '.join(SPLITS)} (default: train)")
     k, n = stage_shard(config.shard)
     out = Path(config.out)
     folders = [read_generated(folder) for folder in config.generated]
     sources = list(dict.fromkeys(source for source, _ in folders))
     units = _plan(folders, sources)
+    real = {source: _reference_records(source, splits) for source in sources}
+    _check_identities(config, folders, real)
     _check_settings(out, config)
     scorers = scorers_by_source(config.scorers, sources, config.batch_size)
     mine = [unit for i, unit in enumerate(units) if i % n == k - 1]
@@ -53,7 +65,7 @@ def run(config: FilterConfig) -> Path:
     references = {}
     for index, source in enumerate(sources):
         if any(unit[1] == source for unit in todo):
-            references[source] = _source_reference(out, index, source, scorers[source], config)
+            references[source] = _source_reference(out, index, source, real[source], scorers[source], config)
     with tqdm(total=sum(len(unit[3]) for unit in todo), desc="filter", unit="img") as bar:
         for gpid, source, pid, items in todo:
             _filter_identity(out, gpid, source, pid, items, scorers[source], references[source], config)
@@ -80,6 +92,41 @@ def _plan(folders: list[tuple[str, list[Generated]]], sources: list[str]) -> lis
     return [(i + 1, source, pid, by_identity[(source, pid)]) for i, (source, pid) in enumerate(keys)]
 
 
+def _reference_records(source: str, splits: tuple[str, ...]) -> list[Record]:
+    """The source's identified real images in `splits`: the CTF's reference."""
+    dataset = load_dataset(source)
+    records = [r for split in splits for r in dataset.split(split) if r.pid > 0]
+    if not records:
+        raise DiffreidError(f"{source}: no identified images in its {'/'.join(splits)} split(s) to compare "
+                            "generated ones with")
+    return records
+
+
+def _check_identities(config: FilterConfig, folders: list[tuple[str, list[Generated]]],
+                      real: dict[str, list[Record]]) -> None:
+    """Every generated identity (a source pid) has real images in the reference splits."""
+    splits = "/".join(config.reference_splits)
+    for folder, (_, items) in zip(config.generated, folders):
+        by_source: dict[str, set[int]] = {}
+        for item in items:
+            by_source.setdefault(item.source, set()).add(item.pid)
+        for source, pids in by_source.items():
+            missing = sorted(pids - {r.pid for r in real[source]})
+            if not missing:
+                continue
+            shown = ", ".join(map(str, missing[:8])) + (", ..." if len(missing) > 8 else "")
+            fix = ("generate from the source's training identities (e.g. `diffreid generate --references "
+                   f"{source} --split train`)" if tuple(config.reference_splits) == ("train",) else
+                   "generate from identities of those splits")
+            raise DiffreidError(
+                f"{Path(folder) / 'manifest.jsonl'}: {len(missing)} of its {len(pids)} identities of {source} "
+                f"({shown}) have no images in the source's {splits} split(s), the CTF's reference: generated "
+                f"pids are source pids, and the reference and threshold come from the training identities only, "
+                f"so test identities never set the bar. Fix: {fix}; only for a source that is never a target, "
+                "--reference-splits train query gallery (`filter: reference_splits` in a run config) also "
+                "takes its test identities")
+
+
 def _check_settings(out: Path, config: FilterConfig) -> None:
     """A run resumes only with the settings that made its finished identities."""
     settings = {key: value for key, value in config_dict(config).items() if key not in ("out", "shard", "batch_size")}
@@ -88,18 +135,18 @@ def _check_settings(out: Path, config: FilterConfig) -> None:
         before = json.loads(path.read_text(encoding="utf-8"))
         if before != settings:
             changed = sorted(key for key in settings if before.get(key) != settings[key])
+            if "reference_splits" not in before:
+                raise DiffreidError(f"{out}: holds a filter run made before --reference-splits, whose reference "
+                                    "took the source's train, query and gallery images; use a new --out")
             raise DiffreidError(f"{out}: holds a filter run with other settings ({', '.join(changed)}); use a new "
                                 "--out or the same options")
     else:
         write_json_atomic(path, settings)
 
 
-def _source_reference(out: Path, index: int, source: str, scorers: list[Scorer], config: FilterConfig) -> dict:
-    """Each scorer's view of the source's real images, and the threshold calibrated on them."""
-    dataset = load_dataset(source)
-    records = [r for split in ("train", "query", "gallery") for r in dataset.split(split) if r.pid > 0]
-    if not records:
-        raise DiffreidError(f"{source}: no identified images to compare generated ones with")
+def _source_reference(out: Path, index: int, source: str, records: list[Record], scorers: list[Scorer],
+                      config: FilterConfig) -> dict:
+    """Each scorer's view of the source's real images (`records`), and the threshold calibrated on them."""
     views = []
     for j, scorer in enumerate(scorers):
         cache = out / ".cache" / f"source-{index}-scorer-{j}.npz"
@@ -123,7 +170,8 @@ def _source_reference(out: Path, index: int, source: str, scorers: list[Scorer],
                         for v in views], axis=0)
         if config.threshold is None:
             threshold, method = float(np.percentile(real, config.percentile)), (
-                f"{config.percentile:g}th percentile of {len(real)} real images' cross-camera {config.score} scores")
+                f"{config.percentile:g}th percentile of {len(real)} real images' cross-camera {config.score} scores "
+                f"({'/'.join(config.reference_splits)} split)")
         else:
             threshold, method = float(config.threshold), "fixed (--threshold)"
         write_json_atomic(calibration, {"source": source, "threshold": threshold, "method": method,

@@ -31,13 +31,14 @@ ORDER = (*STAGES, "report")
 DEPENDS = {"datasets": ("seed", "sources", "target"), "caption": ("caption",), "finetune": ("finetune",),
            "generate": ("generate",), "source-only": ("pretrain", "backbone", "inits"),
            "filter": ("filter", "scorers"),
-           "pretrain": ("imagenet",), "settings": ("downstream", "settings"), "report": ("report",)}
+           "pretrain": ("imagenet", "seeds"), "settings": ("downstream", "settings"), "report": ("report",)}
 
 
 # what each stage writes under DIR (globs), removed when the stage must start again from nothing
 OUTPUTS = {"datasets": ("datasets",), "caption": ("sources/*/captions",), "finetune": ("sources/*/generator",),
            "generate": ("sources/*/generated",), "source-only": ("pretrain/source-only",), "filter": ("diff-person",),
-           "pretrain": ("pretrain/diff-person", "pretrain/imagenet+diff-person"), "settings": ("settings", "results"),
+           "pretrain": ("pretrain/diff-person", "pretrain/imagenet+diff-person", "seeds/*/pretrain"),
+           "settings": ("settings", "results", "seeds/*/settings"),
            "report": ("report.json", "report.html")}
 
 
@@ -65,6 +66,8 @@ def digests(spec: RunSpec) -> dict[str, str]:
         part = {key: _section(spec.raw, key) for key in DEPENDS[stage]}
         if part.get("scorers") == [None] * len(spec.raw["sources"]):
             del part["scorers"]  # no source names a scorer: digests as before scorers were hashed apart
+        if "seeds" in part and part["seeds"] is None:
+            del part["seeds"]  # one seed: digests as before `seeds` existed
         chain = hashlib.sha256((chain + json.dumps(part, sort_keys=True, default=str)).encode()).hexdigest()[:16]
         found[stage] = chain
     return found

@@ -6,6 +6,16 @@ pre-trained backbones are fine-tuned and tested on, and one section per stage wh
 are that stage's options (the fields of its config class, as on its command line). Every
 key is checked against those fields and every dataset root against the disk, so a typo
 or a missing dataset stops the run before any work, with the file, the key and the fix.
+So does a setting that cannot run on the config's datasets: `uda` and `dg` test on a
+target they did not train on, so a target that is also one of their sources (the same
+images, whatever the format) is refused, and a setting picks its own `sources:` among
+the run's. The CTF's reference takes a source's test splits only for a source that is
+never the target.
+
+`seed` seeds the stages that make the data (datasets, captions, generator, images,
+filter); `seeds` (default `[seed]`, and it includes `seed`) lists the seeds of the Re-ID
+training runs: every pre-training and downstream run is repeated per seed, so the report
+weighs a claim by the spread over seeds (`report: min_seeds`, default 3, to claim at all).
 """
 
 from __future__ import annotations
@@ -19,8 +29,12 @@ from diffreid.errors import DiffreidError
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
 SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
-TOP_LEVEL = ("seed", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate", "filter",
-             "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
+TOP_LEVEL = ("seed", "seeds", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate",
+             "filter", "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
+SETTING_KEYS = ("name", "label", "preset", "fraction", "one_per_camera", "eps", "min_samples", "sources")
+ACROSS = ("uda", "dg")  # trained on sources, tested on the target: never the same dataset
+REPORT_KEYS = ("identities", "per_cell", "min_seeds")
+MIN_SEEDS = 3  # seeds a claim needs by default (`report: min_seeds`)
 
 
 @dataclass
@@ -42,6 +56,7 @@ class RunSpec:
     target: DatasetSpec
     path: Path  # the config file, named in errors
     seed: int = 0
+    seeds: list[int] | None = None  # the Re-ID training runs' seeds, each run repeated per seed; None: [seed]
     backbone: str | None = None  # one backbone for pre-training and downstream runs
     imagenet: str | None = None  # ImageNet weights (file or hub id): adds the imagenet rows
     caption: dict = field(default_factory=dict)
@@ -50,9 +65,9 @@ class RunSpec:
     filter: dict = field(default_factory=dict)
     pretrain: dict = field(default_factory=dict)  # {"preset": NAME, other TrainConfig fields}
     downstream: dict = field(default_factory=dict)  # the same, for the settings' runs
-    settings: list[dict] = field(default_factory=list)  # {"name", "label", "preset", "fraction", ...}
+    settings: list[dict] = field(default_factory=list)  # {"name", "label", "preset", "fraction", "sources", ...}
     inits: list[str] = field(default_factory=lambda: ["scratch", "source-only", "diff-person"])
-    report: dict = field(default_factory=dict)  # {"identities": rows of grids}
+    report: dict = field(default_factory=dict)  # {"identities": rows of grids, "min_seeds": to claim}
     keep_checkpoints: bool = False  # a finished stage's training checkpoints are removed unless true
     raw: dict = field(default_factory=dict)  # the file's mapping, for the record
 
@@ -154,15 +169,109 @@ def _check(spec: RunSpec) -> None:
     for i, setting in enumerate(spec.settings):
         if not isinstance(setting, dict) or setting.get("name") not in SETTINGS:
             raise DiffreidError(f"{path}: settings[{i}]: `name` must be one of {', '.join(SETTINGS)}")
-        unknown = sorted(set(setting) - {"name", "label", "preset", "fraction", "one_per_camera", "eps",
-                                         "min_samples"})
+        unknown = sorted(set(setting) - set(SETTING_KEYS))
         if unknown:
             raise DiffreidError(f"{path}: settings[{i}]: unknown key(s) {', '.join(unknown)}; keys: name, label, "
                                 "preset (the downstream preset for this one), fraction, one_per_camera, eps, "
-                                "min_samples")
+                                "min_samples, sources (uda, dg: the names of the run's sources they train on)")
+        _check_across(spec, i, setting)
         labels.append(setting_label(setting))
     if len(set(labels)) != len(labels):
         raise DiffreidError(f"{path}: two settings share a label; give each a distinct `label:`")
+    _check_reference_splits(spec)
+    _check_seeds(spec)
+
+
+def same_dataset(spec: RunSpec, a: DatasetSpec, b: DatasetSpec) -> bool:
+    """Whether two datasets of a run hold the same people: one root on disk (whatever the format,
+    e.g. cuhk01 and cuhk01-485), or the same procedural options."""
+    if a.data is not None and b.data is not None:
+        from diffreid.data import parse_spec
+
+        return Path(parse_spec(a.data)[1]).resolve() == Path(parse_spec(b.data)[1]).resolve()
+    if a.synth is not None and b.synth is not None:
+        return {"seed": spec.seed, **a.synth} == {"seed": spec.seed, **b.synth}
+    return False
+
+
+def setting_sources(spec: RunSpec, setting: dict) -> list[DatasetSpec]:
+    """What a `uda` / `dg` setting trains on: its `sources:` (names of the run's sources), or all of them."""
+    names = setting.get("sources")
+    if names is None:
+        return list(spec.sources)
+    return [source for name in names for source in spec.sources if source.name == name]
+
+
+def _check_across(spec: RunSpec, i: int, setting: dict) -> None:
+    path, name = spec.path, setting["name"]
+    where = f"settings[{i}] ({setting_label(setting)})"
+    if "sources" in setting:
+        names = setting["sources"]
+        known = [source.name for source in spec.sources]
+        if name not in ACROSS:
+            raise DiffreidError(f"{path}: {where}: `sources` is for uda and dg, which train on sources and test on "
+                                f"the target; {name} trains on the target")
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+            raise DiffreidError(f"{path}: {where}: `sources` lists the names of the run's sources it trains on "
+                                f"({', '.join(known)})")
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise DiffreidError(f"{path}: {where}: sources {', '.join(unknown)} are not the run's; its sources are "
+                                f"{', '.join(known)}")
+    if name not in ACROSS:
+        return
+    clash = [source for source in setting_sources(spec, setting) if same_dataset(spec, source, spec.target)]
+    if clash:
+        others = [source.name for source in spec.sources if not same_dataset(spec, source, spec.target)]
+        fix = (f"give it `sources: [{', '.join(others)}]` (the run's sources that are other datasets than the "
+               "target), or drop it" if others else
+               "drop it, or run it in a config whose target is a dataset none of its sources is")
+        raise DiffreidError(f"{path}: {where}: setting {name} trains on the sources and tests on the target, but the "
+                            f"target {spec.target.name} is the same dataset as source {clash[0].name}: it would test "
+                            f"on the people it trained on. Fix: {fix}")
+
+
+def _check_reference_splits(spec: RunSpec) -> None:
+    """The CTF's reference takes a source's test splits only where that source is never the target."""
+    splits = spec.filter.get("reference_splits", ["train"])
+    splits = [splits] if isinstance(splits, str) else splits
+    if not isinstance(splits, list) or not splits or set(splits) - {"train", "query", "gallery"}:
+        raise DiffreidError(f"{spec.path}: filter: reference_splits lists some of train, query, gallery "
+                            "(default: [train])")
+    if set(splits) == {"train"}:
+        return
+    for source in spec.sources:
+        if same_dataset(spec, source, spec.target):
+            raise DiffreidError(f"{spec.path}: filter: reference_splits {splits} would let the test identities of "
+                                f"source {source.name}, the same dataset as the target {spec.target.name}, set the "
+                                "CTF's threshold and serve as rival centroids for the data pre-trained on. Fix: drop "
+                                "`reference_splits` (default: the training identities only); it is for a source that "
+                                "is never a target")
+
+
+def _check_seeds(spec: RunSpec) -> None:
+    path = spec.path
+    if spec.seeds is not None and (not isinstance(spec.seeds, list) or not spec.seeds
+                                   or not all(isinstance(s, int) and not isinstance(s, bool) for s in spec.seeds)
+                                   or len(set(spec.seeds)) != len(spec.seeds)):
+        raise DiffreidError(f"{path}: `seeds` lists distinct integer seeds of the Re-ID training runs, e.g. [0, 1, 2]")
+    if spec.seeds is not None and spec.seed not in spec.seeds:
+        raise DiffreidError(f"{path}: `seeds` {spec.seeds} must include the run's `seed` ({spec.seed}): its training "
+                            "runs are the ones in DIR/pretrain and DIR/settings (the others go to DIR/seeds/<seed>)")
+    if not isinstance(spec.report, dict):
+        raise DiffreidError(f"{path}: `report` must be a mapping of options ({', '.join(REPORT_KEYS)})")
+    unknown = sorted(set(spec.report) - set(REPORT_KEYS))
+    if unknown:
+        raise DiffreidError(f"{path}: report: unknown key(s) {', '.join(unknown)}; keys: {', '.join(REPORT_KEYS)}")
+    least = spec.report.get("min_seeds", MIN_SEEDS)
+    if not isinstance(least, int) or isinstance(least, bool) or least < 2:
+        raise DiffreidError(f"{path}: report: min_seeds is the number of seeds a claim needs, at least 2 (an interval "
+                            f"needs two); not {least!r}")
+
+
+def training_seeds(spec: RunSpec) -> list[int]:
+    """The seeds of the Re-ID training runs, the run's `seed` first: `seeds`, or that one seed."""
+    return [spec.seed, *(seed for seed in spec.seeds or () if seed != spec.seed)]
 
 
 def setting_label(setting: dict) -> str:

@@ -10,12 +10,16 @@ DIR/
   diff-person/              filter       (the CTF; Market-1501 layout)
   pretrain/diff-person/, pretrain/imagenet+diff-person/
   settings/<init>/<label>/  downstream runs; results/ the table of all of them
+  seeds/<seed>/pretrain/, seeds/<seed>/settings/
+                            the same runs for each further seed of `seeds` (DIR/pretrain
+                            and DIR/settings hold the run's `seed`)
 Every stage resumes on its own (units, checkpoints), so a stage cut short by a crash picks
 up where it stopped when the run is started again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from pathlib import Path
 
@@ -23,7 +27,7 @@ from diffreid.artifacts import read_jsonl
 from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig,
                              build_config, config_dict, load_train_config)
 from diffreid.errors import DiffreidError
-from diffreid.pipeline.spec import RunSpec, setting_label, train_values
+from diffreid.pipeline.spec import RunSpec, setting_label, setting_sources, train_values, training_seeds
 
 log = logging.getLogger(__name__)
 
@@ -102,14 +106,28 @@ def ctf_filter(spec: RunSpec, out: Path) -> dict:
     return {"images_in": report["images_in"], "kept": report["kept"]}
 
 
+def seed_folder(spec: RunSpec, out: Path, seed: int) -> Path:
+    """Where the training runs of one seed go: DIR for the run's `seed`, DIR/seeds/<seed> for the others."""
+    return Path(out) if seed == spec.seed else Path(out) / "seeds" / str(seed)
+
+
 def pretrain(spec: RunSpec, out: Path) -> dict:
+    """Pre-training on Diff-Person for every seed (and, for the further seeds, source-only: the run's
+    `seed` has it from its own stage, where it is also the CTF's scorer)."""
     counts = {}
     data = [f"diffperson:{out / 'diff-person'}"]
-    if "diff-person" in spec.inits:
-        counts["diff-person"] = pretrain_backbone(spec, out / "pretrain" / "diff-person", data, "scratch")
-    if "imagenet+diff-person" in spec.inits:
-        counts["imagenet+diff-person"] = pretrain_backbone(spec, out / "pretrain" / "imagenet+diff-person", data,
-                                                           f"imagenet:{spec.imagenet}")
+    for seed in training_seeds(spec):
+        folder, seeded = seed_folder(spec, out, seed), dataclasses.replace(spec, seed=seed)
+        tag = "" if seed == spec.seed else f" seed {seed}"
+        if seed != spec.seed and "source-only" in spec.inits:
+            counts[f"source-only{tag}"] = pretrain_backbone(seeded, folder / "pretrain" / "source-only",
+                                                            [s.spec(out) for s in spec.sources], "scratch")
+        if "diff-person" in spec.inits:
+            counts[f"diff-person{tag}"] = pretrain_backbone(seeded, folder / "pretrain" / "diff-person", data,
+                                                            "scratch")
+        if "imagenet+diff-person" in spec.inits:
+            counts[f"imagenet+diff-person{tag}"] = pretrain_backbone(
+                seeded, folder / "pretrain" / "imagenet+diff-person", data, f"imagenet:{spec.imagenet}")
     return counts
 
 
@@ -132,36 +150,48 @@ def init_value(spec: RunSpec, out: Path, init: str) -> str:
     return str(out / "pretrain" / init / "backbone.safetensors")
 
 
-def setting_config(spec: RunSpec, out: Path, init: str, setting: dict) -> SettingConfig:
-    preset, values = train_values(spec, "downstream")
+def setting_config(spec: RunSpec, out: Path, init: str, setting: dict, seed: int | None = None) -> SettingConfig:
+    """One downstream run: `setting` from initialisation `init`, trained with `seed` (default the run's)."""
+    seed = spec.seed if seed is None else seed
+    folder = seed_folder(spec, out, seed)
+    preset, values = train_values(dataclasses.replace(spec, seed=seed), "downstream")
     target = spec.target.spec(out)
-    across = setting["name"] in ("uda", "dg")  # trained on the sources, tested on the target
-    return SettingConfig(name=setting["name"], data=tuple(s.spec(out) for s in spec.sources) if across else (target,),
-                         target=target if across else None, out=out / "settings" / init / setting_label(setting),
-                         init=init_value(spec, out, init),
+    across = setting["name"] in ("uda", "dg")  # trained on the sources, tested on the target (never one of them)
+    data = tuple(s.spec(out) for s in setting_sources(spec, setting)) if across else (target,)
+    return SettingConfig(name=setting["name"], data=data,
+                         target=target if across else None, out=folder / "settings" / init / setting_label(setting),
+                         init=init_value(spec, folder, init),
                          preset=setting.get("preset") or preset or SettingConfig.preset,
                          fraction=setting.get("fraction"), one_per_camera=bool(setting.get("one_per_camera")),
                          table=out / "results", overrides=values, eps=setting.get("eps", SettingConfig.eps),
-                         min_samples=setting.get("min_samples", SettingConfig.min_samples), seed=spec.seed)
+                         min_samples=setting.get("min_samples", SettingConfig.min_samples), seed=seed)
+
+
+METRICS = ("mAP", "rank1", "mINP")
 
 
 def settings(spec: RunSpec, out: Path) -> dict:
-    """Every setting for every initialisation; a finished one (same config) is read back, not rerun."""
+    """Every setting for every initialisation and seed; a finished one (same config) is read back, not
+    rerun. `results` holds the mean over seeds, `per_seed` every seed's numbers."""
     import json
 
     from diffreid.settings import run
 
-    results: dict[str, dict] = {}
-    for init in spec.inits:
-        for setting in spec.settings:
-            config = setting_config(spec, out, init, setting)
-            done = Path(config.out) / "results.json"
-            summary = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
-            if summary is None or summary.get("config") != json.loads(json.dumps(config_dict(config), default=str)):
-                summary = run(config)
-            results.setdefault(init, {})[setting_label(setting)] = {
-                "mAP": summary["mAP"], "rank1": summary["rank1"], "mINP": summary["mINP"]}
-    return {"results": results}
+    per_seed: dict[str, dict[str, list]] = {}
+    for seed in training_seeds(spec):
+        for init in spec.inits:
+            for setting in spec.settings:
+                config = setting_config(spec, out, init, setting, seed)
+                done = Path(config.out) / "results.json"
+                summary = json.loads(done.read_text(encoding="utf-8")) if done.is_file() else None
+                if summary is None or summary.get("config") != json.loads(json.dumps(config_dict(config),
+                                                                                     default=str)):
+                    summary = run(config)
+                per_seed.setdefault(init, {}).setdefault(setting_label(setting), []).append(
+                    {"seed": seed, **{k: summary[k] for k in METRICS}})
+    results = {init: {label: {k: sum(row[k] for row in rows) / len(rows) for k in METRICS}
+                      for label, rows in per_setting.items()} for init, per_setting in per_seed.items()}
+    return {"results": results, "per_seed": per_seed}
 
 
 STAGES = {"datasets": datasets, "caption": caption, "finetune": finetune, "generate": generate,

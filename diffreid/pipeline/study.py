@@ -30,7 +30,7 @@ import numpy as np
 from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_text_atomic
 from diffreid.errors import DiffreidError
 from diffreid.pipeline import stages
-from diffreid.pipeline.spec import RunSpec, load_run_spec
+from diffreid.pipeline.spec import RunSpec, load_run_spec, training_seeds
 from diffreid.reid.checkpoints import prune_checkpoints
 
 log = logging.getLogger(__name__)
@@ -162,8 +162,10 @@ def _downstream(spec: RunSpec, folder: Path, init: str, data: list[str] | None =
     if data is None:
         stages.pretrain(dataclasses.replace(spec, inits=[init]), folder)
     else:
-        stages.pretrain_backbone(spec, folder / "pretrain" / init, data,
-                                 "scratch" if init == "diff-person" else f"imagenet:{spec.imagenet}")
+        for seed in training_seeds(spec):  # every seed the settings are run with
+            stages.pretrain_backbone(dataclasses.replace(spec, seed=seed),
+                                     stages.seed_folder(spec, folder, seed) / "pretrain" / init, data,
+                                     "scratch" if init == "diff-person" else f"imagenet:{spec.imagenet}")
     results = stages.settings(dataclasses.replace(spec, inits=[init]), folder)["results"]
     return results[init]
 

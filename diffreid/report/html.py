@@ -2,7 +2,9 @@
 
 Every picture is embedded as a data URI: per-identity grids (input sequence | generated
 and kept | filtered out, with the reason), the filter's score histogram, the results
-table and the training curves. Nothing on the page is fetched.
+table and the training curves. Nothing on the page is fetched. The claim's comparisons
+(the paper's first, then this project's extra controls) and the results are means ± 95%
+intervals over seeds, each table with the size of the test sets beside it.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from PIL import Image
 
 from diffreid.artifacts import write_text_atomic
 from diffreid.pipeline.spec import RunSpec
+from diffreid.report.summary import percent, size_text
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }
@@ -34,7 +37,8 @@ def write_report_html(spec: RunSpec, out: Path, report: dict) -> Path:
     body = [f"<h1>diffreid run: {html.escape(out.name)}</h1>",
             f"<p class='claim' id='claim'><b>The paper's claim here: {html.escape(report['claim']['answer'])}.</b> "
             f"{html.escape(report['claim']['text'])}</p>",
-            "<h2>Results on the target</h2>", _results_table(report["results"]),
+            "<h2>The claim's comparisons</h2>", _comparisons_table(report),
+            "<h2>Results on the target</h2>", _results_table(report),
             "<h2>Stages</h2>", _stages_table(report), "<h2>Per-identity grids</h2>",
             _grids(out, int(spec.report.get("identities", 6)), int(spec.report.get("per_cell", 6))),
             "<h2>Filter</h2>", _figures(out / "diff-person", ("scores.png", "kept_per_identity.png")),
@@ -46,17 +50,52 @@ def write_report_html(spec: RunSpec, out: Path, report: dict) -> Path:
     return path
 
 
-def _results_table(results: dict) -> str:
+def _comparisons_table(report: dict) -> str:
+    rows = report["claim"].get("comparisons", [])
+    if not rows:
+        return "<p>No comparison measured yet.</p>"
+    sizes = report.get("test_sets", {})
+    lines = []
+    for row in rows:
+        role = "the paper's comparison" if row["role"] == "paper" else "this project's extra control"
+        difference = ("-" if row["low"] is None else
+                      f"{100 * row['difference']:+.1f} [{100 * row['low']:+.1f}, {100 * row['high']:+.1f}]")
+        cells = [role, row["setting"], size_text(sizes.get(row["setting"])), f"{row['init']} vs {row['baseline']}",
+                 percent(row["init_mean"], row["init_ci"]), percent(row["baseline_mean"], row["baseline_ci"]),
+                 difference, str(len(row["seeds"])), row["verdict"]]
+        lines.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("", "setting", "test set", "comparison", "mAP", "baseline mAP",
+                                            "difference, points [95% interval]", "seeds", "verdict"))
+    return (f"<table id='comparisons'><tr>{head}</tr>{''.join(lines)}</table>"
+            f"<p>{html.escape(report['claim'].get('interval', ''))}; a claim needs "
+            f"{report['claim'].get('min_seeds')} seeds.</p>")
+
+
+def _results_table(report: dict) -> str:
+    results, cells_over_seeds = report["results"], report.get("over_seeds", {})
     if not results:
         return "<p>No downstream results yet.</p>"
     settings = list(dict.fromkeys(s for per_init in results.values() for s in per_init))
     head = "".join(f"<th>{html.escape(s)}<br>mAP / Rank-1</th>" for s in settings)
     rows = []
     for init, per_init in results.items():
-        cells = "".join(f"<td>{per_init[s]['mAP']:.1%} / {per_init[s]['rank1']:.1%}</td>" if s in per_init
-                        else "<td>-</td>" for s in settings)
-        rows.append(f"<tr><th>{html.escape(init)}</th>{cells}</tr>")
-    return f"<table id='results'><tr><th>init</th>{head}</tr>{''.join(rows)}</table>"
+        cells = []
+        for s in settings:
+            cell = cells_over_seeds.get(init, {}).get(s)
+            if cell is not None:
+                cells.append(f"<td>{percent(cell['mAP']['mean'], cell['mAP']['ci'])} / "
+                             f"{percent(cell['rank1']['mean'], cell['rank1']['ci'])} ({cell['seeds']} seed"
+                             f"{'s' * (cell['seeds'] != 1)})</td>")
+            elif s in per_init:
+                cells.append(f"<td>{per_init[s]['mAP']:.1%} / {per_init[s]['rank1']:.1%}</td>")
+            else:
+                cells.append("<td>-</td>")
+        rows.append(f"<tr><th>{html.escape(init)}</th>{''.join(cells)}</tr>")
+    sizes = report.get("test_sets", {})
+    rows.append("<tr><th>test set</th>" + "".join(f"<td>{html.escape(size_text(sizes.get(s)))}</td>"
+                                                  for s in settings) + "</tr>")
+    return (f"<table id='results'><tr><th>init</th>{head}</tr>{''.join(rows)}</table>"
+            "<p>mean ± 95% Student-t interval over seeds (one seed: no interval).</p>")
 
 
 def _stages_table(report: dict) -> str:
