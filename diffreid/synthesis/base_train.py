@@ -381,9 +381,13 @@ def _sample_sheet(labels: list[dict], latents: torch.Tensor, path: Path, steps: 
     from diffreid.synthesis.base_model import load_base_model
 
     exported = load_base_model(path.parents[1] / "model")
-    first = {}
+    partner: dict[str, list[int]] = {}
     for i, label in enumerate(labels):
-        first.setdefault(label["caption"], i)
+        partner.setdefault(label["identity"], []).append(i)
+    first = {}
+    for i, label in enumerate(labels):  # a reference-reading model is shown people it has another image of
+        if not exported.takes_reference or len(partner[label["identity"]]) > 1:
+            first.setdefault(label["caption"], i)
     chosen = [first[c] for c in sorted(first)]
     chosen = [chosen[i * len(chosen) // 8] for i in range(min(8, len(chosen)))]
     prompts = [labels[i]["caption"] for i in chosen]
@@ -391,9 +395,6 @@ def _sample_sheet(labels: list[dict], latents: torch.Tensor, path: Path, steps: 
     shown = []
     reference = None
     if exported.takes_reference:
-        partner = {}
-        for i, label in enumerate(labels):
-            partner.setdefault(label["identity"], []).append(i)
         index = torch.tensor([next((j for j in partner[labels[i]["identity"]] if j != i), -1) for i in chosen])
         reference = references(latents, index, torch.zeros(len(index), dtype=torch.bool))
         shown = to_pil(exported.codec.decode(reference))
