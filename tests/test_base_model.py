@@ -191,7 +191,7 @@ def test_the_packaged_miniature_is_trained_small_and_follows_colour_prompts():
     size = sum(p.stat().st_size for p in MINIATURE.rglob("*") if p.is_file())
     assert size <= 40 * 2**20
     model = load_base_model("tiny")
-    trained = json.loads((MINIATURE / "model_index.json").read_text())["trained"]
+    trained = json.loads((MINIATURE / "model_index.json").read_text())["_trained"]
     assert {"command", "seed", "steps"} <= set(trained)
     prompts = {colour: f"a person with light skin and short black hair, wearing a {colour} long-sleeved shirt, black "
                        "trousers and black sneakers" for colour in ("red", "blue")}

@@ -89,16 +89,17 @@ def tiny_generator(tiny_persons, tiny_captions, tiny_base, tmp_path_factory):
 
 
 def test_finetune_writes_a_generator_and_trains_only_adapters_and_identities(tiny_generator, tiny_base):
-    from diffreid.synthesis.finetune import load_generator
+    from diffreid.synthesis.finetune import Generator
 
-    for name in ("generator.json", "identities.json", "identity.safetensors", "lora.safetensors", "loss.png",
-                 "samples.png", "manifest.json", "reference_set/prompts.jsonl", "reference_set/images/ref_0003.png"):
+    for name in ("generator.json", "identities.json", "identity.safetensors", "pytorch_lora_weights.safetensors",
+                 "loss.png", "samples.png", "manifest.json", "reference_set/prompts.jsonl",
+                 "reference_set/images/ref_0003.png"):
         assert (tiny_generator / name).is_file(), name
     rows = [json.loads(line) for line in (tiny_generator / "metrics.jsonl").read_text().splitlines()]
     assert {"loss_identity", "loss_prior"} <= set(rows[-1])
-    lora = load_file(tiny_generator / "lora.safetensors")
-    assert lora and all("lora" in key for key in lora)
-    generator = load_generator(tiny_generator)
+    lora = load_file(tiny_generator / "pytorch_lora_weights.safetensors")
+    assert lora and all("lora" in key and key.startswith("unet.") for key in lora)  # diffusers' key names
+    generator = Generator.from_pretrained(tiny_generator)
     base = load_file(tiny_base / "unet" / "diffusion_pytorch_model.safetensors")
     merged = {k.replace(".base_layer", ""): v for k, v in generator.model.unet.state_dict().items() if "lora" not in k}
     assert all(torch.equal(base[k], merged[k]) for k in base)  # the base UNet itself is untouched

@@ -82,7 +82,8 @@ class BaseModel:
         return self
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """A folder `load_base_model` reads back; UNet and text encoder as safetensors."""
+        """A folder `load_base_model` reads back and diffusers' `DiffusionPipeline.from_pretrained` loads
+        (as a `DiffReidPipeline`, or a `StableDiffusionPipeline` for SD); UNet and text encoder as safetensors."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.unet.save_pretrained(folder / "unet")
@@ -95,14 +96,37 @@ class BaseModel:
             self.codec.vae.save_pretrained(folder / "vae")
         if self.caption_words is not None:
             write_json_atomic(folder / CAPTION_WORDS, sorted(self.caption_words))
-        write_json_atomic(folder / "model_index.json", {"_class_name": _CLASS[self.kind],
-                                                        "image_size": list(self.image_size)})
+        write_json_atomic(folder / "model_index.json", model_index(self))
         return folder
 
 
 CAPTION_WORDS = "caption_words.json"
-_CLASS = {"miniature": "DiffreidMiniature", "stable-diffusion": "StableDiffusionPipeline"}
 SD_IMAGE_SIZE = (512, 256)  # SD v1 draws at 512; persons are twice as tall as wide
+
+
+def model_index(model: BaseModel, **extra) -> dict:
+    """The folder's `model_index.json` as diffusers' pipelines write it: each component as [library,
+    class] (the codec by its module path, which diffusers resolves once diffreid is imported). The
+    miniature's is `DiffReidPipeline`'s, its image size a pipeline setting; SD's is
+    `StableDiffusionPipeline`'s, the image size kept under an underscore key diffusers skips.
+    `extra`: more underscore keys (provenance)."""
+    import diffusers
+
+    def entry(module) -> list[str]:
+        kind = type(module)
+        library = kind.__module__.split(".")[0]
+        return [library if library in ("diffusers", "transformers") else kind.__module__, kind.__name__]
+
+    index = {"_diffusers_version": diffusers.__version__, "unet": entry(model.unet),
+             "text_encoder": entry(model.text_encoder), "tokenizer": entry(model.tokenizer),
+             "scheduler": entry(model.noise_scheduler)}
+    if model.kind == "miniature":
+        index |= {"_class_name": "DiffReidPipeline", "codec": entry(model.codec), "image_size": list(model.image_size)}
+    else:
+        index |= {"_class_name": "StableDiffusionPipeline", "vae": entry(model.codec.vae),
+                  "safety_checker": [None, None], "feature_extractor": [None, None], "image_encoder": [None, None],
+                  "requires_safety_checker": False, "_image_size": list(model.image_size)}
+    return dict(sorted((index | extra).items()))
 
 
 def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | None = None) -> BaseModel:
@@ -135,7 +159,8 @@ def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | N
     except (OSError, ValueError) as error:
         raise DiffreidError(f"{source}: cannot load a base model ({str(error).splitlines()[0]}); pass a local "
                             "folder laid out as a diffusers pipeline, or a hub id when the hub can be reached") from None
-    size = image_size or tuple(index.get("image_size", SD_IMAGE_SIZE))
+    # "image_size": the miniature's pipeline setting (and every folder written before diffusers could load them)
+    size = image_size or tuple(index.get("image_size") or index.get("_image_size") or SD_IMAGE_SIZE)
     for module in (codec, text_encoder, unet):
         module.eval()
         if is_miniature:  # shipped in half precision to stay small; a CPU computes in float32
@@ -227,6 +252,5 @@ def ship_miniature(folder: str | Path, provenance: dict, dest: Path = MINIATURE)
                       {"kind": "taef2", "shift": model.codec.shift, "scale": model.codec.scale})
     if model.caption_words is not None:
         write_json_atomic(dest / CAPTION_WORDS, sorted(model.caption_words))
-    write_json_atomic(dest / "model_index.json", {"_class_name": _CLASS["miniature"],
-                                                  "image_size": list(model.image_size), "trained": provenance})
+    write_json_atomic(dest / "model_index.json", model_index(model, _trained=provenance))
     return dest

@@ -6,6 +6,10 @@ nearest the latent carry, so it is written out here with module indices that mat
 published state dicts key for key; the files load as they are. Latents are normalised
 with a shift and scale measured on person images (SD's `scaling_factor` plays this
 part for its VAE) so that the diffusion model sees unit-variance inputs.
+
+`LatentCodec` is a diffusers model (`ModelMixin`, `ConfigMixin`), so it is a component of a
+diffusers pipeline (`DiffReidPipeline`'s `codec`) that `DiffusionPipeline.from_pretrained`
+loads and `save_pretrained` writes; its folder keeps the published files as they are.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ import shutil
 from pathlib import Path
 
 import torch
+from diffusers import ConfigMixin, ModelMixin
+from diffusers.configuration_utils import register_to_config
 from torch import nn
 
 from diffreid.artifacts import write_json_atomic
@@ -73,17 +79,20 @@ def taef2_decoder(channels: int = 64) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class LatentCodec(nn.Module):
+class LatentCodec(ModelMixin, ConfigMixin):
     """Encode images in [0, 1] to normalised latents and back, as the diffusion model sees them."""
 
     config_name = "codec_config.json"
 
+    @register_to_config
     def __init__(self, shift: float = 0.0, scale: float = 1.0):
         super().__init__()
         self.encoder = taef2_encoder()
         self.decoder = taef2_decoder()
-        self.shift = shift
-        self.scale = scale
+
+    # the latent normalisation is measured after the codec is built (base-train): its config follows it
+    shift = property(lambda self: self.config["shift"], lambda self, value: self.register_to_config(shift=float(value)))
+    scale = property(lambda self: self.config["scale"], lambda self, value: self.register_to_config(scale=float(value)))
 
     @property
     def latent_channels(self) -> int:
@@ -102,7 +111,7 @@ class LatentCodec(nn.Module):
     @classmethod
     def from_taef2(cls, folder: str | Path, shift: float = 0.0, scale: float = 1.0) -> "LatentCodec":
         """Load the published `taef2_encoder.pth` / `taef2_decoder.pth` from `folder`."""
-        codec = cls(shift, scale)
+        codec = cls(shift=float(shift), scale=float(scale))
         folder = Path(folder)
         for part in ("encoder", "decoder"):
             path = folder / f"taef2_{part}.pth"
@@ -118,9 +127,9 @@ class LatentCodec(nn.Module):
         codec.source = folder
         return codec
 
-    def save_pretrained(self, folder: str | Path) -> None:
+    def save_pretrained(self, folder: str | Path, **_) -> None:
         """The published files and their licence, unchanged (the codec is never trained), plus
-        the latent normalisation."""
+        the latent normalisation. Other keywords (those diffusers' pipeline passes) are ignored."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         source = getattr(self, "source", None)
@@ -130,14 +139,17 @@ class LatentCodec(nn.Module):
         for name in ("taef2_encoder.pth", "taef2_decoder.pth", "LICENSE"):
             if (source / name).is_file() and (source / name).resolve() != (folder / name).resolve():
                 shutil.copyfile(source / name, folder / name)
-        write_json_atomic(folder / self.config_name, {"kind": "taef2", "shift": self.shift, "scale": self.scale})
+        write_json_atomic(folder / self.config_name, {"_class_name": type(self).__name__, "kind": "taef2",
+                                                      "shift": self.shift, "scale": self.scale})
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "LatentCodec":
+    def from_pretrained(cls, folder: str | Path, torch_dtype: torch.dtype | None = None, **_) -> "LatentCodec":
+        """A `codec/` folder; `torch_dtype` as diffusers' loaders pass it, their other keywords ignored."""
         folder = Path(folder)
         config_path = folder / cls.config_name
         if not config_path.is_file():
             raise DiffreidError(f"{config_path}: no codec config; a miniature base model's codec/ folder "
                                 "holds codec_config.json beside taef2_encoder.pth and taef2_decoder.pth")
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        return cls.from_taef2(folder, float(config["shift"]), float(config["scale"]))
+        codec = cls.from_taef2(folder, float(config["shift"]), float(config["scale"]))
+        return codec.to(torch_dtype) if torch_dtype is not None else codec

@@ -9,9 +9,11 @@ Fine-Grain-Specific Prior Preservation loss, so the model keeps drawing attribut
 identities' images never show.
 
 GEN/ holds `generator.json` (base model, image size, K, IIR kind, adapter), `identities.json`,
-`identity.safetensors` (the IIR), `lora.safetensors` (peft's keys) or `unet/` (full),
-`config.yaml`, `checkpoints/step-NNNNNN/`, `train.log`, `metrics.jsonl`, `loss.png`,
-`samples.png` and `manifest.json`; `load_generator(GEN)` reads it back.
+`identity.safetensors` (the IIR), `pytorch_lora_weights.safetensors` (the LoRA in diffusers'
+format: `pipeline.load_lora_weights(GEN)` reads it) or `unet/` (full), `config.yaml`,
+`checkpoints/step-NNNNNN/`, `train.log`, `metrics.jsonl`, `loss.png`, `samples.png` and
+`manifest.json`; `Generator.save_pretrained(GEN)` writes the model files and
+`Generator.from_pretrained(GEN)` reads them back.
 """
 
 from __future__ import annotations
@@ -83,6 +85,84 @@ class Generator:
         vectors = self.iir(index.to(ids.device)) if index is not None else None
         with identity_tokens(self.model.text_encoder, self.placeholder_ids, vectors):
             return self.model.text_encoder(ids).last_hidden_state
+
+    def save_pretrained(self, folder: str | Path) -> Path:
+        """`generator.json` (the settings), `identities.json`, `identity.safetensors` (the IIR) and the UNet:
+        its LoRA as `pytorch_lora_weights.safetensors` in diffusers' key names, which diffusers'
+        `load_lora_weights` reads into a pipeline of the base model, or (fine-tuned whole) `unet/`."""
+        folder = Path(folder)
+        with atomic_path(folder / "identity.safetensors") as tmp:
+            save_file({k: v.contiguous() for k, v in self.iir.state_dict().items()}, tmp)
+        if self.settings["adapter"] == "full":
+            self.model.unet.save_pretrained(folder / "unet")
+        else:
+            from diffusers.loaders import StableDiffusionLoraLoaderMixin
+            from diffusers.utils import convert_state_dict_to_diffusers
+            from peft.utils import get_peft_model_state_dict
+
+            lora = self.settings["lora"]
+            layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(self.model.unet))
+            with atomic_path(folder / LORA_WEIGHTS) as tmp:
+                StableDiffusionLoraLoaderMixin.save_lora_weights(
+                    tmp.parent, unet_lora_layers={k: v.contiguous() for k, v in layers.items()}, weight_name=tmp.name,
+                    unet_lora_adapter_metadata={"r": lora["rank"], "lora_alpha": lora["rank"],
+                                                "target_modules": list(lora["targets"])})
+        write_json_atomic(folder / "identities.json", self.identities)
+        write_json_atomic(folder / "generator.json", self.settings)
+        return folder
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path) -> "Generator":
+        """A folder written by `save_pretrained` (`diffreid finetune`'s output), on its base model."""
+        folder = Path(folder)
+        path = folder / "generator.json"
+        if not path.is_file():
+            raise DiffreidError(f"{path}: missing; --generator takes a folder written by `diffreid finetune`")
+        settings = json.loads(path.read_text(encoding="utf-8"))
+        model = load_base_model(settings["base_model"], tuple(settings["image_size"]))
+        placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, settings["identity_tokens"])
+        identities = json.loads((folder / "identities.json").read_text(encoding="utf-8"))
+        state = load_file(folder / "identity.safetensors")
+        anchor = anchor_embedding(model.tokenizer, model.text_encoder)
+        if settings["iir"] == "table":
+            iir = IdentityTable(len(identities), settings["identity_tokens"], anchor)
+        else:
+            iir = IdentityEncoder(state["features"], settings["identity_tokens"], anchor)
+        iir.load_state_dict(state)
+        if settings["adapter"] == "full":
+            from diffusers import UNet2DConditionModel
+
+            model.unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
+        else:
+            _load_lora(model.unet, folder, settings["lora"])
+        for module in (model.unet, iir):
+            module.eval().requires_grad_(False)
+        return cls(model, iir, placeholder_ids, identities, settings)
+
+
+LORA_WEIGHTS = "pytorch_lora_weights.safetensors"  # diffusers' name for a pipeline's LoRA file
+
+
+def _load_lora(unet, folder: Path, lora: dict) -> None:
+    """The generator's LoRA into `unet` as adapter "default" (as fine-tuning made it): diffusers' file, or
+    `lora.safetensors` in peft's key names from a generator written before diffreid wrote diffusers' format."""
+    from peft import LoraConfig
+    from peft.utils import set_peft_model_state_dict
+
+    unet.add_adapter(LoraConfig(r=lora["rank"], lora_alpha=lora["rank"], target_modules=lora["targets"]))
+    if (folder / LORA_WEIGHTS).is_file():
+        from diffusers.utils import convert_unet_state_dict_to_peft
+
+        state = convert_unet_state_dict_to_peft({key[len("unet."):]: value for key, value
+                                                 in load_file(folder / LORA_WEIGHTS).items()
+                                                 if key.startswith("unet.")})
+    else:
+        state = load_file(folder / "lora.safetensors")
+    result = set_peft_model_state_dict(unet, state)
+    unexpected = [key for key in getattr(result, "unexpected_keys", []) if "lora" in key]
+    if unexpected:
+        raise DiffreidError(f"{folder}: LoRA weights that fit no layer of the base model's UNet ({unexpected[0]}, "
+                            f"{len(unexpected)} in all); was it fine-tuned on another base model?")
 
 
 def _identity_model(config: FinetuneConfig, model: BaseModel, pids: list[int], records) -> torch.nn.Module:
@@ -172,7 +252,8 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     for label in labels:
         seen[pids[label[0]]].add(label[1])
     generator = Generator(model, iir, placeholder_ids, [{"pid": pid, "description": descriptions.get(pid, ""),
-                                                         "captions": sorted(seen[pid] - {""})} for pid in pids], {})
+                                                         "captions": sorted(seen[pid] - {""})} for pid in pids],
+                          generator_settings(config, model, iir, len(train)))
     start, rows = _restore(out, model, iir, optimizer)
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
     unet, optimizer = accelerator.prepare(model.unet, optimizer)
@@ -222,8 +303,8 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
             save_checkpoint(out / "checkpoints", done, _trainable(model, iir), {"optimizer": optimizer.state_dict()},
                             unit="step")
     unet.eval()
-    _save_generator(out, config, model, iir, generator.identities, len(train))
-    _sample_sheet(load_generator(out), out / "samples.png", config.sample_steps)
+    generator.save_pretrained(out)
+    _sample_sheet(Generator.from_pretrained(out), out / "samples.png", config.sample_steps)
     write_manifest(out, "finetune", config_dict(config),
                    counts={"images": len(labels), "identities": len(pids), "reference_images": len(reference_prompts),
                            "steps": config.steps},
@@ -264,57 +345,15 @@ def _restore(out: Path, model: BaseModel, iir: torch.nn.Module, optimizer) -> tu
     return step, [row for row in rows if row["step"] <= step]
 
 
-def _save_generator(out: Path, config: FinetuneConfig, model: BaseModel, iir: torch.nn.Module,
-                    identities: list[dict], input_images: int) -> None:
-    with atomic_path(out / "identity.safetensors") as tmp:
-        save_file({k: v.contiguous() for k, v in iir.state_dict().items()}, tmp)
-    if config.full:
-        model.unet.save_pretrained(out / "unet")
-    else:
-        from peft.utils import get_peft_model_state_dict
-
-        with atomic_path(out / "lora.safetensors") as tmp:
-            save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(model.unet).items()}, tmp)
-    write_json_atomic(out / "identities.json", identities)
-    write_json_atomic(out / "generator.json", {
+def generator_settings(config: FinetuneConfig, model: BaseModel, iir: torch.nn.Module, input_images: int) -> dict:
+    """What `generator.json` records: the base model and how the identities and adapter were made."""
+    return {
         "base_model": config.base_model, "image_size": list(model.image_size), "data": config.data,
         "identity_tokens": config.identity_tokens, "iir": config.iir, "input_images": input_images,
         "images_per_identity": config.images_per_identity, "identity_features": list(getattr(iir, "features", torch.zeros(0, 0)).shape),
         "adapter": "full" if config.full else "lora",
         "lora": None if config.full else {"rank": config.lora_rank, "targets": list(config.lora_targets)},
-        "codec": {"shift": getattr(model.codec, "shift", None), "scale": getattr(model.codec, "scale", None)}})
-
-
-def load_generator(folder: str | Path) -> Generator:
-    folder = Path(folder)
-    path = folder / "generator.json"
-    if not path.is_file():
-        raise DiffreidError(f"{path}: missing; --generator takes a folder written by `diffreid finetune`")
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    model = load_base_model(settings["base_model"], tuple(settings["image_size"]))
-    placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, settings["identity_tokens"])
-    identities = json.loads((folder / "identities.json").read_text(encoding="utf-8"))
-    state = load_file(folder / "identity.safetensors")
-    anchor = anchor_embedding(model.tokenizer, model.text_encoder)
-    if settings["iir"] == "table":
-        iir = IdentityTable(len(identities), settings["identity_tokens"], anchor)
-    else:
-        iir = IdentityEncoder(state["features"], settings["identity_tokens"], anchor)
-    iir.load_state_dict(state)
-    if settings["adapter"] == "full":
-        from diffusers import UNet2DConditionModel
-
-        model.unet = UNet2DConditionModel.from_pretrained(folder / "unet").eval()
-    else:
-        from peft import LoraConfig
-        from peft.utils import set_peft_model_state_dict
-
-        lora = settings["lora"]
-        model.unet.add_adapter(LoraConfig(r=lora["rank"], lora_alpha=lora["rank"], target_modules=lora["targets"]))
-        set_peft_model_state_dict(model.unet, load_file(folder / "lora.safetensors"))
-    for module in (model.unet, iir):
-        module.eval().requires_grad_(False)
-    return Generator(model, iir, placeholder_ids, identities, settings)
+        "codec": {"shift": getattr(model.codec, "shift", None), "scale": getattr(model.codec, "scale", None)}}
 
 
 @torch.no_grad()

@@ -38,7 +38,7 @@ from diffreid.scaleout import local_device, merges_here, stage_shard
 from diffreid.synthesis.base_model import load_base_model
 from diffreid.synthesis.base_train import load_image
 from diffreid.synthesis.diversity import injected_attributes, warn_unlearnt_phrases
-from diffreid.synthesis.finetune import load_generator
+from diffreid.synthesis.finetune import Generator
 from diffreid.synthesis.identity import identity_prompt
 from diffreid.synthesis.sampling import sample_latents, to_pil
 
@@ -58,7 +58,7 @@ class LearntIdentities:
     """The identities a fine-tuned generator learnt, drawn from their identity tokens."""
 
     def __init__(self, config: GenerateConfig):
-        self.generator = load_generator(config.generator)
+        self.generator = Generator.from_pretrained(config.generator)
         self.model = self.generator.model
         self.data = self.generator.settings["data"]
         self.pids = [identity["pid"] for identity in self.generator.identities]
