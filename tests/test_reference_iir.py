@@ -15,7 +15,7 @@ from diffreid.config import BaseTrainConfig, GenerateConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis import base_train
 from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
-from diffreid.synthesis.base_train import BatchDraw, references, training_images
+from diffreid.synthesis.base_train import BatchDraw, latents_at, training_images
 from diffreid.synthesis.diversity import unlearnt_phrases, words
 from diffreid.synthesis.sampling import guidance_branches
 
@@ -83,7 +83,7 @@ def test_data_weights_set_each_datasets_share_of_a_batch(tmp_path):
 
 def test_references_are_zeros_where_dropped_and_flip_where_asked():
     latents = torch.randn(3, 4, 8, 4)
-    found = references(latents, torch.tensor([2, -1, 0]), torch.tensor([False, False, True]))
+    found = latents_at(latents, torch.tensor([2, -1, 0]), torch.tensor([False, False, True]))
     torch.testing.assert_close(found[0], latents[2])
     assert (found[1] == 0).all()
     torch.testing.assert_close(found[2], latents[0].flip(-1))

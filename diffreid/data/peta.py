@@ -196,3 +196,9 @@ def judge_held_out(folder: str | Path) -> list[dict]:
     if listed is None:
         raise DatasetError(f"{path}: lists no held-out identities (a judge trained on procedural persons)")
     return listed
+
+
+def held_out_people(folder: str | Path | None) -> set[tuple[str, int]]:
+    """(set folder, the set's own pid) of each person a PETA judge held out, whatever spec
+    (a set alone or `peta-all`) names them elsewhere; none without a judge."""
+    return set() if folder is None else {(e["set"], int(e["pid"]) % PID_STRIDE) for e in judge_held_out(folder)}

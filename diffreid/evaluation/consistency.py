@@ -105,6 +105,10 @@ def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], items: lis
     features, _, kept = scorer.embed([Record(str(p), -1, -1, "reference") for p in paths], desc="references")
     index = {Path(r.path): i for i, r in enumerate(kept)}
     features, made = l2_normalize(features), l2_normalize(made)
+    pictures = {}  # each reference read once, whatever the number of images drawn from it
+    for p in index:
+        with Image.open(p) as image:
+            pictures[p] = image.convert("RGB")
     cosines, differences = [], []
     for row, record in enumerate(made_kept):
         if reference_of.get(Path(record.path)) is None:
@@ -113,12 +117,8 @@ def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], items: lis
         cosines.append(float(max(features[index[p]] @ made[row] for p in own)))
         with Image.open(record.path) as image:
             drawn = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-        nearest = []
-        for p in own:
-            with Image.open(p) as image:
-                nearest.append(np.abs(np.asarray(image.convert("RGB").resize(drawn.shape[1::-1]), np.float32) / 255
-                                      - drawn).mean())
-        differences.append(float(min(nearest)))
+        differences.append(min(float(np.abs(np.asarray(pictures[p].resize(drawn.shape[1::-1]), np.float32) / 255
+                                           - drawn).mean()) for p in own))
     cosines = np.asarray(cosines)
     return {"images": len(cosines), "near_duplicate_bound": bound,
             "passes_near_duplicate_guard": float((cosines < bound).mean()),

@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from diffreid.artifacts import write_json_atomic
 from diffreid.data import load_dataset
-from diffreid.data.peta import FORMATS as PETA_FORMATS, LABEL_FILE, PID_STRIDE, identity_key, judge_held_out
+from diffreid.data.peta import FORMATS as PETA_FORMATS, LABEL_FILE, PID_STRIDE, held_out_people, identity_key, judge_held_out
 from diffreid.data.peta_labels import COLOURS, PetaAttributes, decode, read_label_file
 from diffreid.data.registry import parse_spec
 from diffreid.errors import DiffreidError
@@ -276,7 +276,7 @@ def peta_fidelity(judge: str | Path, generated: str | Path, batch_size: int = 12
              for item in made if item.pid in person]
     if not drawn:
         raise DiffreidError(f"{generated}: none of its identities is labelled by the Label.txt of {source}")
-    held_out = {(entry["set"], int(entry["pid"]) % PID_STRIDE) for entry in judge_held_out(judge)}
+    held_out = held_out_people(judge)
     seen = {pid for pid, item in person.items() if (item.set, pid % PID_STRIDE) not in held_out}
     generated_scores = judge_accuracy(net, drawn, batch_size)["attributes"]
     real_scores = judge_accuracy(net, real, batch_size)["attributes"]

@@ -22,7 +22,6 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
@@ -31,7 +30,7 @@ from tqdm import tqdm
 from diffreid.artifacts import atomic_path, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
-from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, judge_held_out
+from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
 from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 from diffreid.reid.curves import plot_curves
@@ -40,7 +39,7 @@ from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_m
 from diffreid.synthesis.captioners.peta import PetaCaptioner
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.diversity import words
-from diffreid.synthesis.sampling import grid, sample, to_pil
+from diffreid.synthesis.sampling import grid, image_tensor, sample, to_pil
 
 log = logging.getLogger(__name__)
 CHUNK = 512  # images per cache file: a killed encoding loses at most one chunk
@@ -59,7 +58,7 @@ class TrainingImage:
 def training_images(config: BaseTrainConfig) -> list[TrainingImage]:
     """Every training image with its caption and person, in a fixed order; a PETA judge's held-out
     identities left out, so the judge later reads people the model never saw."""
-    held_out = _judged_identities(config.exclude_judged)
+    held_out = held_out_people(config.exclude_judged)
     items: list[TrainingImage] = []
     for source, spec in enumerate(config.data):
         dataset = load_dataset(spec).require(*config.splits)
@@ -86,21 +85,15 @@ def _captions(dataset, records, real_caption: str) -> list[str]:
     return [real_caption] * len(records)
 
 
-def _judged_identities(judge: Path | None) -> set[tuple[str, int]]:
-    """(PETA set folder, the set's own pid) of each identity the judge in `judge` holds out."""
-    return set() if judge is None else {(e["set"], int(e["pid"]) % PID_STRIDE) for e in judge_held_out(judge)}
-
-
 def load_image(path: Path, size: tuple[int, int]) -> torch.Tensor | None:
     from PIL import Image
 
     try:
         with Image.open(path) as image:
-            image = image.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)
+            return image_tensor(image, size)
     except OSError as error:
         log.warning("%s: unreadable, skipped (%s)", path, error)
         return None
-    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1).float() / 255
 
 
 @torch.no_grad()
@@ -203,9 +196,7 @@ class BatchDraw:
             self.weights = weights / weights.sum()
         else:
             self.weights = None
-        by_identity: dict[str, list[int]] = {}
-        for i, label in enumerate(labels):
-            by_identity.setdefault(label["identity"], []).append(i)
+        by_identity = images_by_person(labels)
         self.partners = [torch.tensor([j for j in by_identity[label["identity"]] if j != i], dtype=torch.long)
                          for i, label in enumerate(labels)]
         self.size = len(labels)
@@ -233,7 +224,15 @@ class BatchDraw:
         return draw
 
 
-def references(latents: torch.Tensor, index: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+def images_by_person(labels: list[dict]) -> dict[str, list[int]]:
+    """The indices of each person's training images."""
+    found: dict[str, list[int]] = {}
+    for i, label in enumerate(labels):
+        found.setdefault(label["identity"], []).append(i)
+    return found
+
+
+def latents_at(latents: torch.Tensor, index: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
     """The latents at `index` (zeros where it is -1: no reference), flipped where asked."""
     found = latents[index.clamp(min=0)].clone()
     found[index < 0] = 0
@@ -315,8 +314,8 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
     for step in bar:
         batch = draw(step)
         index = batch["index"]
-        images = references(latents, index, batch["flip"])
-        reference = (references(latents, batch["reference"], batch["flip_reference"]).to(accelerator.device)
+        images = latents_at(latents, index, batch["flip"])
+        reference = (latents_at(latents, batch["reference"], batch["flip_reference"]).to(accelerator.device)
                      if "reference" in batch else None)
         ids = caption_ids[index].clone()
         ids[batch["drop_caption"]] = token_of[""]
@@ -381,9 +380,7 @@ def _sample_sheet(labels: list[dict], latents: torch.Tensor, path: Path, steps: 
     from diffreid.synthesis.base_model import load_base_model
 
     exported = load_base_model(path.parents[1] / "model")
-    partner: dict[str, list[int]] = {}
-    for i, label in enumerate(labels):
-        partner.setdefault(label["identity"], []).append(i)
+    partner = images_by_person(labels)
     first = {}
     for i, label in enumerate(labels):  # a reference-reading model is shown people it has another image of
         if not exported.takes_reference or len(partner[label["identity"]]) > 1:
@@ -396,7 +393,7 @@ def _sample_sheet(labels: list[dict], latents: torch.Tensor, path: Path, steps: 
     reference = None
     if exported.takes_reference:
         index = torch.tensor([next((j for j in partner[labels[i]["identity"]] if j != i), -1) for i in chosen])
-        reference = references(latents, index, torch.zeros(len(index), dtype=torch.bool))
+        reference = latents_at(latents, index, torch.zeros(len(index), dtype=torch.bool))
         shown = to_pil(exported.codec.decode(reference))
         reference = reference.repeat(2, 1, 1, 1)
     images = sample(exported, prompts * 2, seeds, steps=steps, reference=reference)

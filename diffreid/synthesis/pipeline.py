@@ -21,7 +21,6 @@ reference-image guidance of a model that reads references), so an image is the o
 from __future__ import annotations
 
 import diffusers
-import numpy as np
 import torch
 from diffusers import DiffusionPipeline, SchedulerMixin, UNet2DConditionModel
 from diffusers.loaders import StableDiffusionLoraLoaderMixin
@@ -32,7 +31,7 @@ from transformers import CLIPTextModel
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.codec import LatentCodec
-from diffreid.synthesis.sampling import sample_latents, to_pil
+from diffreid.synthesis.sampling import image_tensor, sample_latents, to_pil
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -123,8 +122,7 @@ def _pixels(images, size: tuple[int, int]) -> torch.Tensor:
             raise DiffreidError(f"reference tensor of {tuple(images.shape[-2:])}: the model draws at {tuple(size)}")
         return images.float()
     images = [images] if isinstance(images, Image.Image) else list(images)
-    arrays = [np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BICUBIC)) for image in images]
-    return torch.from_numpy(np.stack(arrays).copy()).permute(0, 3, 1, 2).float() / 255
+    return torch.stack([image_tensor(image, size) for image in images])
 
 
 # diffusers resolves a model_index.json's `_class_name` in its own namespace: make this class found there

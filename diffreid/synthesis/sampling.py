@@ -31,16 +31,17 @@ def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Ten
     """
     uncond = uncond.expand(len(context), -1, -1).to(context)
     if not model.takes_reference:
-        return ([(None, context)], [1.0]) if guidance == 1.0 else ([(None, uncond), (None, context)],
-                                                                    [1 - guidance, guidance])
-    dropped = torch.zeros(len(context), model.codec.latent_channels, *model.latent_size).to(context)
-    if reference is None or reference_guidance == 1.0:
-        reference = dropped if reference is None else reference.to(context)
-        return ([(reference, context)], [1.0]) if guidance == 1.0 else ([(reference, uncond), (reference, context)],
-                                                                         [1 - guidance, guidance])
-    reference = reference.to(context)
-    return ([(dropped, uncond), (reference, uncond), (reference, context)],
-            [1 - reference_guidance, reference_guidance - guidance, guidance])
+        reference = dropped = None
+    else:
+        dropped = torch.zeros(len(context), model.codec.latent_channels, *model.latent_size).to(context)
+        reference = None if reference is None else reference.to(context)
+    if reference is not None and reference_guidance != 1.0:
+        return ([(dropped, uncond), (reference, uncond), (reference, context)],
+                [1 - reference_guidance, reference_guidance - guidance, guidance])
+    given = dropped if reference is None else reference
+    if guidance == 1.0:
+        return [(given, context)], [1.0]
+    return [(given, uncond), (given, context)], [1 - guidance, guidance]
 
 
 @torch.no_grad()
@@ -81,6 +82,12 @@ def sample(model: BaseModel, prompts: list[str], seeds: list[int], steps: int = 
     uncond = model.encode_text([negative_prompt])
     return to_pil(model.codec.decode(sample_latents(model, context, uncond, seeds, steps, guidance, reference,
                                                     reference_guidance)))
+
+
+def image_tensor(image: Image.Image, size: tuple[int, int]) -> torch.Tensor:
+    """A picture as the codec takes it: RGB, resized bicubic to `size` (height, width), (3, H, W) in [0, 1]."""
+    pixels = np.asarray(image.convert("RGB").resize((size[1], size[0]), Image.BICUBIC))
+    return torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255
 
 
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
