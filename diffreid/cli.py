@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --references: a diffreid caption folder of that dataset (descriptions in prompts)")
     gen.add_argument("--reference-guidance", type=float, default=2.0,
                      help="with --references: guidance towards the reference image (default 2; 1: none)")
+    gen.add_argument("--strength", type=float, default=1.0,
+                     help="with --references: 1 (default) draws from noise; below 1, from the reference noised "
+                          "to that level (img2img variations: nearer the person and nearer the reference image)")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--per-identity", type=int, default=10)
     gen.add_argument("--shard", default=None, metavar="K/N", help="generate identities K, K+N, ... only")
@@ -425,7 +428,7 @@ def _generate(args: argparse.Namespace) -> int:
 
     config = GenerateConfig(generator=args.generator, out=args.out, references=args.references, split=args.split,
                             captions=args.captions, reference_guidance=args.reference_guidance,
-                            per_identity=args.per_identity, shard=args.shard,
+                            strength=args.strength, per_identity=args.per_identity, shard=args.shard,
                             identities=tuple(args.identities) if args.identities else None, steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
                             batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
     print(f"wrote {run(config)}")

@@ -267,6 +267,7 @@ class GenerateConfig:
     split: str = "query"  # the references' split whose identities are drawn
     captions: Path | None = None  # references: a `diffreid caption` folder whose descriptions join the prompts
     reference_guidance: float = 2.0  # references: guidance towards the reference image (1: none beyond the model's)
+    strength: float = 1.0  # references: 1 draws from noise alone; below, from the reference noised to that level
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     identities: tuple[int, ...] | None = None  # only these person ids (a preview); None: all

@@ -213,6 +213,73 @@ def test_generate_draws_every_person_of_a_split_from_their_own_images(reference_
         _generate(reference_base, tiny_persons, tmp_path / "x", identities=(99999,))
 
 
+def test_generate_batches_across_people_and_draws_the_same_images(reference_base, tiny_persons, tmp_path,
+                                                                 monkeypatch):
+    from diffreid.synthesis import generate
+
+    sizes = []
+    real = generate.sample_latents
+    monkeypatch.setattr(generate, "sample_latents", lambda model, context, *a, **k: sizes.append(len(context))
+                        or real(model, context, *a, **k))
+    from diffreid.data import load_dataset
+
+    people = len({r.pid for r in load_dataset(f"market1501:{tiny_persons}").query})
+    out = _generate(reference_base, tiny_persons, tmp_path / "wide", per_identity=1, batch_size=4)
+    assert sizes == [4] * (people // 4) + ([people % 4] if people % 4 else [])
+    assert len(list((out / ".units").glob("*.jsonl"))) == people
+    one = _generate(reference_base, tiny_persons, tmp_path / "one", per_identity=1, batch_size=1)
+    for entry in (json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()):
+        wide, alone = (np.asarray(Image.open(folder / entry["file"]), dtype=int) for folder in (out, one))
+        assert np.abs(wide - alone).max() <= 1  # batch composition changes nothing but float rounding
+
+
+def test_an_unreadable_reference_is_reported_and_skipped(reference_base, tiny_persons, tmp_path, caplog):
+    import shutil
+
+    from diffreid.data import load_dataset
+
+    persons = tmp_path / "persons"
+    shutil.copytree(tiny_persons, persons)
+    query = load_dataset(f"market1501:{persons}").query
+    by_pid = {}
+    for record in query:
+        by_pid.setdefault(record.pid, []).append(Path(record.path))
+    several = min(pid for pid, paths in by_pid.items() if len(paths) > 1)
+    lost = next(pid for pid in sorted(by_pid) if pid != several)
+    for path in [by_pid[several][0], *by_pid[lost]]:
+        path.write_bytes(b"not a picture")
+    out = _generate(reference_base, persons, tmp_path / "gen", per_identity=2)
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert lost not in {e["pid"] for e in entries} and f"person {lost}: no readable reference" in caplog.text
+    # the person with a readable image left is drawn from it alone
+    assert {e["reference"] for e in entries if e["pid"] == several} <= {
+        p.relative_to(persons).as_posix() for p in by_pid[several][1:]}
+    assert f"{by_pid[several][0]}: unreadable reference image" in caplog.text
+    assert json.loads((out / "manifest.json").read_text())["counts"]["images"] == len(entries)
+
+
+def test_strength_below_one_starts_from_the_reference(reference_base, tiny_persons, tmp_path):
+    from diffreid.data import load_dataset
+
+    query = load_dataset(f"market1501:{tiny_persons}").query
+    pid = sorted({r.pid for r in query})[0]
+    difference = {}
+    for strength in (1.0, 0.5, 0.1):
+        out = _generate(reference_base, tiny_persons, tmp_path / f"s{strength}", per_identity=2, steps=10,
+                        strength=strength, identities=(pid,))
+        entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        difference[strength] = np.mean([
+            np.abs(np.asarray(Image.open(out / e["file"]), dtype=float)
+                   - np.asarray(Image.open(Path(tiny_persons) / e["reference"]).convert("RGB").resize(
+                       Image.open(out / e["file"]).size), dtype=float)).mean() for e in entries])
+    # an untrained UNet draws noise from noise, but from a lightly noised reference it keeps the picture
+    assert difference[0.1] < difference[0.5] < difference[1.0] and difference[0.1] < 0.5 * difference[1.0]
+    with pytest.raises(DiffreidError, match="strength"):
+        _generate(reference_base, tiny_persons, tmp_path / "bad", strength=1.5, identities=(pid,))
+    with pytest.raises(DiffreidError, match="give --references"):
+        _generate(reference_base, tiny_persons, tmp_path / "bad", strength=0.5, references=None)
+
+
 def test_generate_from_references_needs_a_model_that_reads_them(tiny_base, tiny_persons, tmp_path):
     with pytest.raises(DiffreidError, match="base-train --iir reference"):
         _generate(tiny_base, tiny_persons, tmp_path / "gen")

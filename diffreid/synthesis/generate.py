@@ -9,8 +9,9 @@ identity of that split, each image from one of its images in turn. Either way ea
 image's prompt joins the identity's description with Diversity Injection's attribute
 phrases (viewpoint, pose, scene, light) that its captions never mention, and its noise
 comes from a seed derived from (seed, pid, index). An image is thus the same whatever
-the batch size, shard or restart. Identities are the units: each one writes its images
-and then `.units/<pid>.jsonl` atomically; the run that finds every identity done (rank 0
+the batch size, shard or restart. Batches run across identities (one or two images of
+each of many people is the zero-shot case). Identities are the units: once all its images
+are written, an identity writes `.units/<pid>.jsonl` atomically; the run that finds every identity done (rank 0
 of a launched job) merges `manifest.jsonl`, the input of `diffreid filter`, and removes
 what killed writers left half-written.
 
@@ -81,8 +82,8 @@ class LearntIdentities:
                             "seed": seed, "injected": injected})
         return entries
 
-    def latents(self, batch: list[dict], position: int, config: GenerateConfig) -> torch.Tensor:
-        context = self.generator.context([e["prompt"] for e in batch], torch.full((len(batch),), position))
+    def latents(self, batch: list[dict], positions: list[int], config: GenerateConfig) -> torch.Tensor:
+        context = self.generator.context([e["prompt"] for e in batch], torch.tensor(positions))
         return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
                               config.guidance)
 
@@ -104,6 +105,7 @@ class ReferenceIdentities:
         self.images.pop(0, None)  # distractors have no identity to keep
         self.pids = sorted(self.images)
         self.descriptions, self.captions = _read_descriptions(config.captions)
+        self.pixels: dict[str, torch.Tensor] = {}
         if config.injection:
             warn_unlearnt_phrases(self.model.caption_words, str(config.generator))
 
@@ -112,8 +114,13 @@ class ReferenceIdentities:
         self.uncond = self.model.encode_text([""])
 
     def plan(self, pid: int, position: int, config: GenerateConfig) -> list[dict]:
-        """Prompt, seed, injected attributes and reference image of each image of one identity."""
-        references = self.images[pid]
+        """Prompt, seed, injected attributes and reference image of each image of one identity;
+        unreadable references are reported and skipped (an identity with none is left out)."""
+        references = [path for path in self.images[pid] if self._read(path)]
+        if not references:
+            log.warning("person %d: no readable reference image among %s; skipped", pid,
+                        ", ".join(str(p) for p in self.images[pid]))
+            return []
         description = self.descriptions.get(pid, "")
         entries = []
         for index in range(config.per_identity):
@@ -126,21 +133,24 @@ class ReferenceIdentities:
                             "seed": seed, "injected": injected, "reference": _relative(reference, self.root)})
         return entries
 
-    @torch.no_grad()
-    def latents(self, batch: list[dict], position: int, config: GenerateConfig) -> torch.Tensor:
-        codec = self.model.codec
-        pixels = []
-        for entry in batch:
-            image = load_image(self.root / entry["reference"], self.model.image_size)
+    def _read(self, path: Path) -> bool:
+        key = _relative(path, self.root)
+        if key not in self.pixels:
+            image = load_image(path, self.model.image_size)
             if image is None:
-                raise DiffreidError(f"{self.root / entry['reference']}: unreadable reference image; "
-                                    f"run `diffreid data check {self.data}`")
-            pixels.append(image)
+                log.warning("%s: unreadable reference image, skipped; `diffreid data check %s` lists such files",
+                            path, self.data)
+                return False
+            self.pixels[key] = image
+        return True
+
+    @torch.no_grad()
+    def latents(self, batch: list[dict], positions: list[int], config: GenerateConfig) -> torch.Tensor:
         parameter = next(self.model.unet.parameters())
-        reference = codec.encode(torch.stack(pixels).to(parameter))
+        reference = self.model.codec.encode(torch.stack([self.pixels[e["reference"]] for e in batch]).to(parameter))
         context = self.model.encode_text([e["prompt"] for e in batch])
         return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
-                              config.guidance, reference, config.reference_guidance)
+                              config.guidance, reference, config.reference_guidance, config.strength)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -177,6 +187,8 @@ def _dtype(name: str) -> torch.dtype:
 
 def run(config: GenerateConfig) -> Path:
     k, n = stage_shard(config.shard)
+    if config.strength != 1.0 and not config.references:
+        raise DiffreidError(f"--strength {config.strength}: starts from reference images; give --references")
     out = Path(config.out)
     source = ReferenceIdentities(config) if config.references else LearntIdentities(config)
     source.to(local_device(), _dtype(config.dtype))
@@ -199,14 +211,7 @@ def run(config: GenerateConfig) -> Path:
     log.info("%d identities, shard %d/%d holds %d, %d to do; %d images each", len(pids), k, n, len(mine), len(todo),
              config.per_identity)
     with tqdm(total=len(todo) * config.per_identity, desc="generate", unit="img") as bar:
-        for position, pid in todo:
-            entries = source.plan(pid, position, config)
-            for start in range(0, len(entries), config.batch_size):
-                batch = [e for e in entries[start:start + config.batch_size] if not (out / e["file"]).is_file()]
-                if batch:
-                    _save(source.model, source.latents(batch, position, config), batch, out)
-                bar.update(len(entries[start:start + config.batch_size]))
-            write_text_atomic(out / ".units" / f"{pid}.jsonl", "".join(json.dumps(e) + "\n" for e in entries))
+        _draw(source, todo, config, out, bar)
     if not merges_here(config.shard):
         return out
     done = [pid for pid in pids if (out / ".units" / f"{pid}.jsonl").is_file()]
@@ -217,10 +222,44 @@ def run(config: GenerateConfig) -> Path:
     lines = "".join((out / ".units" / f"{pid}.jsonl").read_text(encoding="utf-8") for pid in pids)
     write_text_atomic(out / "manifest.jsonl", lines)
     write_manifest(out, "generate", {**config_dict(config), "data": source.data},
-                   counts={"identities": len(pids), "images": len(pids) * config.per_identity},
+                   counts={"identities": len(pids), "images": lines.count("\n")},
                    inputs={str(config.generator): "generator",
                            **({config.references: "references"} if config.references else {})})
     return out
+
+
+def _draw(source, todo: list[tuple[int, int]], config: GenerateConfig, out: Path, bar) -> None:
+    """Draw the images of `todo`'s identities in batches that run across identities; an identity's
+    unit file is written as soon as its last image is on disk."""
+    waiting: dict[int, list[dict]] = {}  # pid -> its entries, until all are drawn
+    left: dict[int, int] = {}
+    queue: list[tuple[int, int, dict]] = []  # (position, pid, entry) still to draw
+
+    def finish(pid: int) -> None:
+        write_text_atomic(out / ".units" / f"{pid}.jsonl", "".join(json.dumps(e) + "\n" for e in waiting.pop(pid)))
+
+    def flush(size: int) -> None:
+        while len(queue) >= size and queue:
+            batch, queue[:] = queue[:config.batch_size], queue[config.batch_size:]
+            _save(source.model, source.latents([e for _, _, e in batch], [p for p, _, _ in batch], config),
+                  [e for _, _, e in batch], out)
+            bar.update(len(batch))
+            for _, pid, _ in batch:
+                left[pid] -= 1
+                if not left[pid]:
+                    finish(pid)
+
+    for position, pid in todo:
+        entries = source.plan(pid, position, config)
+        waiting[pid] = entries
+        missing = [e for e in entries if not (out / e["file"]).is_file()]
+        bar.update(config.per_identity - len(missing))
+        left[pid] = len(missing)
+        if not missing:
+            finish(pid)
+        queue += [(position, pid, e) for e in missing]
+        flush(config.batch_size)
+    flush(1)
 
 
 @torch.no_grad()

@@ -47,11 +47,13 @@ def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Ten
 @torch.no_grad()
 def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor, seeds: list[int],
                    steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | None = None,
-                   reference_guidance: float = 2.0) -> torch.Tensor:
+                   reference_guidance: float = 2.0, strength: float = 1.0) -> torch.Tensor:
     """Denoise from each seed's noise under `context` (per-token text embeddings, one per seed).
 
     `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance;
     `reference` the normalised latents of one reference image per seed, for a model that reads them.
+    A `strength` below 1 starts from the reference noised to that level and runs that share of
+    the steps (img2img, as DA-Fusion makes variations): nearer the person, and nearer the image.
     """
     from diffusers import DPMSolverMultistepScheduler
 
@@ -59,12 +61,21 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
         raise DiffreidError("this base model draws from text only; reference images need one trained with "
                             "`diffreid base-train --iir reference`")
     scheduler = DPMSolverMultistepScheduler.from_config(model.noise_scheduler.config, algorithm_type="dpmsolver++")
+    if not 0 < strength <= 1 or (strength < 1 and reference is None):
+        raise DiffreidError(f"strength {strength}: a share of the steps in (0, 1]; below 1 it needs reference images")
     scheduler.set_timesteps(steps)
-    latents = initial_noise(model, seeds).to(device=context.device, dtype=context.dtype) * scheduler.init_noise_sigma
+    noise = initial_noise(model, seeds).to(device=context.device, dtype=context.dtype)
+    skipped = steps - max(1, round(steps * strength))
+    timesteps = scheduler.timesteps[skipped:]
+    if skipped:
+        scheduler.set_begin_index(skipped)
+        latents = scheduler.add_noise(reference.to(noise), noise, timesteps[:1])
+    else:
+        latents = noise * scheduler.init_noise_sigma
     branches, weights = guidance_branches(model, context, uncond, reference, guidance, reference_guidance)
     extra = torch.cat([r for r, _ in branches]) if model.takes_reference else None
     contexts = torch.cat([c for _, c in branches])
-    for t in scheduler.timesteps:
+    for t in timesteps:
         inputs = scheduler.scale_model_input(torch.cat([latents] * len(branches)), t)
         if extra is not None:
             inputs = torch.cat([inputs, extra], dim=1)
