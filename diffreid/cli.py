@@ -270,12 +270,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     attrs = commands.add_parser("attributes", help="train the attribute classifier that judges generators "
                                                    "(prompt fidelity, attribute diversity) on procedural persons "
-                                                   "or on real people's PETA labels")
+                                                   "or on real people's PETA labels, or the view judge")
     attrs.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                        help="a procedural dataset with attributes.json (diffreid synth), or a PETA set with its "
-                            "Label.txt (peta-all:ROOT for all of them); repeat for several")
+                            "Label.txt (peta-all:ROOT for all of them); with --judge views, sets whose file names "
+                            "give the view (sarc3d:, mit:); repeat for several")
+    attrs.add_argument("--judge", default="attributes", choices=("attributes", "views"),
+                       help="attributes (default), or views: one head over front / back / left / right, each "
+                            "image's view read from its file name (SARC3D, MIT)")
     attrs.add_argument("--held-out-fraction", type=float, default=None, metavar="F",
-                       help="PETA: share of each set's identities held out of training and scored (default 0.2)")
+                       help="PETA and views: share of each set's identities held out of training and scored "
+                            "(default 0.2)")
     attrs.add_argument("--out", type=Path, required=True)
     attrs.add_argument("--epochs", type=int, default=4)
     attrs.add_argument("--batch-size", type=int, default=64)
@@ -294,11 +299,14 @@ def build_parser() -> argparse.ArgumentParser:
     spread.set_defaults(handler=_diversity)
 
     faithful = commands.add_parser("fidelity", help="do images generated of PETA people show their labelled "
-                                                    "attributes? the real PETA judge on them and on their real images")
+                                                    "attributes? the real PETA judge on them and on their real "
+                                                    "images; a view judge reads the views of injected viewpoints")
     faithful.add_argument("--generated", nargs="+", type=Path, required=True,
-                          help="folders written by diffreid generate from a PETA set (--references)")
+                          help="folders written by diffreid generate: from a PETA set (--references) for an "
+                               "attribute judge, from any source for a view judge")
     faithful.add_argument("--judge", type=Path, required=True,
-                          help="a folder written by diffreid attributes on PETA (its held-out people are the fair test)")
+                          help="a folder written by diffreid attributes on PETA (its held-out people are the fair "
+                               "test) or by diffreid attributes --judge views")
     faithful.add_argument("--out", type=Path, default=None, help="write the accuracies here as JSON")
     faithful.set_defaults(handler=_fidelity)
 
@@ -557,12 +565,15 @@ def _attributes(args: argparse.Namespace) -> int:
     from diffreid.errors import DiffreidError
     from diffreid.evaluation.attribute_classifier import train_attribute_classifier
     from diffreid.evaluation.peta_judge import is_peta, train_peta_judge
+    from diffreid.evaluation.view_judge import train_view_judge
 
     settings = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, backbone=args.backbone,
                     init=args.init)
-    print(f"training the attribute classifier into {args.out}")
-    if is_peta(args.data):
-        fraction = 0.2 if args.held_out_fraction is None else args.held_out_fraction
+    print(f"training the {'view judge' if args.judge == 'views' else 'attribute classifier'} into {args.out}")
+    fraction = 0.2 if args.held_out_fraction is None else args.held_out_fraction
+    if args.judge == "views":
+        train_view_judge(args.data, args.out, held_out_fraction=fraction, **settings)
+    elif is_peta(args.data):
         train_peta_judge(args.data, args.out, held_out_fraction=fraction, **settings)
     elif args.held_out_fraction is not None:
         raise DiffreidError("--held-out-fraction is for PETA sets; procedural persons are scored on their own "
@@ -575,12 +586,33 @@ def _attributes(args: argparse.Namespace) -> int:
 
 def _fidelity(args: argparse.Namespace) -> int:
     from diffreid.artifacts import write_json_atomic
-    from diffreid.evaluation.peta_judge import peta_fidelity
+    from diffreid.evaluation.view_judge import judge_generated
 
-    found = {str(folder): peta_fidelity(args.judge, folder) for folder in args.generated}
+    found = {str(folder): judge_generated(args.judge, folder) for folder in args.generated}
+    if any("views" in scores for scores in found.values()):
+        _print_views(found)
+    if any("attributes" in scores for scores in found.values()):
+        _print_attribute_fidelity(found)
+    if args.out is not None:
+        write_json_atomic(args.out, found)
+    return 0
+
+
+def _print_views(found: dict) -> None:
+    print("| generated | injected viewpoint | images | read as |")
+    print("| --- | --- | --- | --- |")
+    for folder, scores in found.items():
+        for group, read in scores.get("views", {}).items():
+            shares = ", ".join(f"{view} {100 * share:.1f}%" for view, share in read["read_as"].items())
+            print(f"| {folder} | {group} | {read['images']} | {shares} |")
+
+
+def _print_attribute_fidelity(found: dict) -> None:
     print("| generated | attribute | generated images | real images (ceiling) | share of ceiling |")
     print("| --- | --- | --- | --- | --- |")
     for folder, scores in found.items():
+        if "attributes" not in scores:
+            continue
         for name, score in scores["attributes"].items():
             if score["generated"] is not None:
                 share = "n/a" if score["share_of_real"] is None else f"{score['share_of_real']:.2f}"
@@ -588,9 +620,6 @@ def _fidelity(args: argparse.Namespace) -> int:
                       f"{100 * score['generated']:.1f} | {100 * score['real']:.1f} | {share} |")
         if scores["judge_trained_on"]:
             print(f"warning: the judge trained on {scores['judge_trained_on']} of {folder}'s identities")
-    if args.out is not None:
-        write_json_atomic(args.out, found)
-    return 0
 
 
 def _diversity(args: argparse.Namespace) -> int:

@@ -26,10 +26,12 @@ def split_by_camera(persons: Path, out: Path, source_cams: set[int]) -> tuple[Pa
     return out, views
 
 
-def write_generated(folder: Path, source: str, images: list[tuple[int, object]]) -> list[Path]:
-    """`images`: (pid, PIL image | bytes) in order; bytes are written as they are (a corrupt file)."""
+def write_generated(folder: Path, source: str, images: list[tuple[int, object]],
+                    injected: list[list[str]] | None = None) -> list[Path]:
+    """`images`: (pid, PIL image | bytes) in order; bytes are written as they are (a corrupt file).
+    `injected`: each image's DI phrases (default: "side view" for every one)."""
     lines, paths, counts = [], [], {}
-    for pid, image in images:
+    for number, (pid, image) in enumerate(images):
         index = counts[pid] = counts.get(pid, -1) + 1
         relative = f"images/{pid:04d}/{pid:04d}_{index:04d}.png"
         path = folder / relative
@@ -40,7 +42,8 @@ def write_generated(folder: Path, source: str, images: list[tuple[int, object]])
             image.save(path)
         paths.append(path)
         lines.append({"file": relative, "pid": pid, "source": source, "prompt": f"a photo of person {pid}",
-                      "seed": 1000 + len(lines), "injected": ["side view"]})
+                      "seed": 1000 + len(lines),
+                      "injected": ["side view"] if injected is None else injected[number]})
     (folder / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     (folder / "manifest.json").write_text(json.dumps({"stage": "generate", "config": {"data": source}}))
     return paths

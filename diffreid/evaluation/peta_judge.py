@@ -151,11 +151,12 @@ def held_out_identities(folder: str | Path) -> set[tuple[str, int]]:
     return {(entry["data"], int(entry["pid"])) for entry in judge_held_out(folder)}
 
 
-def set_accuracy(predictions: list[dict[str, str]], items: list[PetaImage]) -> dict[str, dict]:
-    """Per attribute: share of scored images whose prediction is one of their identity's classes, the same
-    averaged per identity, counts, the best constant answer's rate (majority) and a uniform guess's (chance)."""
+def set_accuracy(predictions: list[dict[str, str]], items: list[PetaImage],
+                 table: dict[str, tuple[str, ...]] = CLASSES) -> dict[str, dict]:
+    """Per attribute of `table`: share of scored images whose prediction is one of their identity's classes, the
+    same averaged per identity, counts, the best constant answer's rate (majority) and a uniform guess's (chance)."""
     scores = {}
-    for name, classes in CLASSES.items():
+    for name, classes in table.items():
         scored = [(p[name], item) for p, item in zip(predictions, items) if name in item.classes]
         if not scored:
             scores[name] = {"images": 0, "identities": 0}
@@ -174,28 +175,35 @@ def set_accuracy(predictions: list[dict[str, str]], items: list[PetaImage]) -> d
     return scores
 
 
-def judge_accuracy(net: AttributeNet, items: list[PetaImage], batch_size: int = 128) -> dict:
-    """`set_accuracy` of `net` on `items`, overall and per PETA set."""
+def predict_files(net: AttributeNet, paths: list[Path], batch_size: int = 128, desc: str = "images") -> list[dict]:
+    """`net`'s reading of image files, opened a batch at a time (a judged set may not fit in memory)."""
     predictions: list[dict[str, str]] = []
-    for start in tqdm(range(0, len(items), batch_size), desc="held-out images"):
+    for start in tqdm(range(0, len(paths), batch_size), desc=desc):
         images = []
-        for item in items[start:start + batch_size]:
-            with Image.open(item.path) as image:
+        for path in paths[start:start + batch_size]:
+            with Image.open(path) as image:
                 images.append(image.convert("RGB"))
         predictions += net.predict(images, batch_size)
+    return predictions
+
+
+def judge_accuracy(net: AttributeNet, items: list[PetaImage], batch_size: int = 128,
+                   table: dict[str, tuple[str, ...]] = CLASSES) -> dict:
+    """`set_accuracy` of `net` on `items`, overall and per PETA set."""
+    predictions = predict_files(net, [item.path for item in items], batch_size, "held-out images")
     by_set = defaultdict(list)
     for prediction, item in zip(predictions, items):
         by_set[item.set].append((prediction, item))
-    return {"attributes": set_accuracy(predictions, items),
+    return {"attributes": set_accuracy(predictions, items, table),
             "by_set": {name: {attribute: score.get("accuracy") for attribute, score in
-                              set_accuracy([p for p, _ in pairs], [i for _, i in pairs]).items()}
+                              set_accuracy([p for p, _ in pairs], [i for _, i in pairs], table).items()}
                        for name, pairs in sorted(by_set.items())}}
 
 
-def soft_targets(items: list[PetaImage]) -> dict[str, torch.Tensor]:
+def soft_targets(items: list[PetaImage], table: dict[str, tuple[str, ...]] = CLASSES) -> dict[str, torch.Tensor]:
     """Per attribute, an images x classes matrix: each row spread evenly over the image's classes, zero if unlabelled."""
     targets = {}
-    for name, classes in CLASSES.items():
+    for name, classes in table.items():
         rows = torch.zeros(len(items), len(classes))
         for row, item in enumerate(items):
             for value in item.classes.get(name, ()):
@@ -214,33 +222,40 @@ def set_loss(logits: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) 
     return total
 
 
-def train_peta_judge(specs: list[str], out: Path, held_out_fraction: float = 0.2, epochs: int = 4,
-                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0, backbone: str = "resnet18",
-                     init: str = "scratch") -> AttributeNet:
+def train_peta_judge(specs: list[str], out: Path, held_out_fraction: float = 0.2, **settings) -> AttributeNet:
     """Train the judge on PETA's labels of the training identities; write the held-out accuracy to
-    out/accuracy.json beside each attribute's majority-class and chance rates, and the held-out identities."""
-    torch.manual_seed(seed)
+    out/accuracy.json beside each attribute's majority-class and chance rates, and the held-out identities.
+    `settings`: those of `train_judge`."""
     items = [item for spec in specs for item in peta_images(spec)]
+    return train_judge(items, CLASSES, out, {"labels": "peta", "data": list(specs)}, held_out_fraction, **settings)
+
+
+def train_judge(items: list[PetaImage], table: dict[str, tuple[str, ...]], out: Path, about: dict,
+                held_out_fraction: float = 0.2, epochs: int = 4, batch_size: int = 64, lr: float = 1e-3,
+                seed: int = 0, backbone: str = "resnet18", init: str = "scratch") -> AttributeNet:
+    """One softmax head per entry of `table`, trained on the items of the training identities and scored on the
+    held-out ones; `about` (what it learnt from: labels, data) heads classifier.json and accuracy.json."""
+    torch.manual_seed(seed)
     held_out = split_identities(items, held_out_fraction, seed)
     train = [item for item in items if item.identity not in held_out]
     test = [item for item in items if item.identity in held_out]
-    log.info("attribute judge on PETA: %d training identities (%d images), %d held out (%d images); writing %s",
+    log.info("judge on %s: %d training identities (%d images), %d held out (%d images); writing %s", about["labels"],
              len({i.identity for i in train}), len(train), len(held_out), len(test), out)
-    net = AttributeNet({name: list(classes) for name, classes in CLASSES.items()}, backbone,
+    net = AttributeNet({name: list(classes) for name, classes in table.items()}, backbone,
                        resolve_init(init, backbone))
     images = []
     for item in tqdm(train, desc="loading images"):
         with Image.open(item.path) as image:
             images.append(TF.resize(TF.to_image(image.convert("RGB")), list(INPUT_SIZE), antialias=True))
-    targets = soft_targets(train)
+    targets = soft_targets(train, table)
     started = time.monotonic()
     fit(net, images, lambda logits, index: set_loss(logits, {n: t[index] for n, t in targets.items()}),
         epochs, min(batch_size, len(train)), lr)
     seconds = time.monotonic() - started
-    net.save(out, labels="peta", data=list(specs))
-    scores = judge_accuracy(net, test)
+    net.save(out, **about)
+    scores = judge_accuracy(net, test, table=table)
     write_json_atomic(out / "accuracy.json", {
-        "labels": "peta", "data": list(specs), "seed": seed, "held_out_fraction": held_out_fraction,
+        **about, "seed": seed, "held_out_fraction": held_out_fraction,
         "backbone": backbone, "init": init, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "input_size": list(INPUT_SIZE), "train_seconds": round(seconds, 1),
         "train": {"identities": len({i.identity for i in train}), "images": len(train)},
@@ -249,7 +264,7 @@ def train_peta_judge(specs: list[str], out: Path, held_out_fraction: float = 0.2
         **scores,
         "held_out_identities": [{"data": data, "set": name, "pid": pid} for data, name, pid in
                                 sorted({(i.data, i.set, i.pid) for i in test})]})
-    log.info("attribute judge: held-out accuracy %s (written to %s)",
+    log.info("%s judge: held-out accuracy %s (written to %s)", about["labels"],
              {name: None if acc is None else round(acc, 3) for name, acc in
               ((n, s.get("accuracy")) for n, s in scores["attributes"].items())}, out / "accuracy.json")
     return net
