@@ -295,13 +295,24 @@ def _generate(base, persons, out, **overrides):
 
 def test_consistency_tells_new_views_from_copies_of_the_references(reference_base, tiny_persons, shared_data,
                                                                     tmp_path):
+    from diffreid.data import load_dataset
     from diffreid.evaluation.consistency import identity_consistency
 
     out = _generate(reference_base, tiny_persons, tmp_path / "gen", per_identity=2)
     model = str(shared_data / "models" / "osnet_x0_25_msmt17.onnx")
-    drawn = identity_consistency(model, out)["copies"]
+    scores = identity_consistency(model, out)
+    drawn, views = scores["copies"], scores["copies_real_views"]
     assert drawn["images"] == len((out / "manifest.jsonl").read_text().splitlines())
     assert drawn["pixel_difference_to_nearest_reference"] > 0.05  # an untrained model draws no copy
+    # the yardstick: the same people's real images that served as no reference, against those that did
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    used = {(Path(tiny_persons) / e["reference"]).resolve() for e in entries}
+    people = {e["pid"] for e in entries}
+    dataset = load_dataset(f"market1501:{tiny_persons}")
+    others = [r for split in ("train", "query", "gallery") for r in dataset.split(split)
+              if r.pid in people and Path(r.path).resolve() not in used]
+    assert views["images"] == len(others) > 0
+    assert 0 < views["pixel_difference_to_nearest_reference"] and views["cosine_to_nearest_reference"] < 0.98
     # the references themselves, put in their place, are copies: cosine 1, pixel difference 0
     for line in (out / "manifest.jsonl").read_text().splitlines():
         entry = json.loads(line)
@@ -309,6 +320,7 @@ def test_consistency_tells_new_views_from_copies_of_the_references(reference_bas
     copied = identity_consistency(model, out)["copies"]
     assert copied["passes_near_duplicate_guard"] == 0.0 and copied["cosine_to_nearest_reference"] > 0.99
     assert copied["pixel_difference_to_nearest_reference"] < 0.02
+    assert identity_consistency(model, out)["copies_real_views"] == views  # real images alone set the yardstick
 
 
 def test_fidelity_reads_peta_labels_on_generated_and_real_images(reference_base, tmp_path):

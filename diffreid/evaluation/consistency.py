@@ -82,26 +82,37 @@ def identity_consistency(model: str, generated: Path, real_camera: int | None = 
         queries = real_cams == real_camera
         result["real"] = _summary(real[queries], real_pids[queries], gallery, gallery, count)
     result["real_spread"] = spread(real, real_pids, count)
-    if any(item.reference for item in items):
-        result["copies"] = copies(scorer, made, made_kept, items, Path(load_dataset(source).root))
+    references = references_by_person(items, Path(load_dataset(source).root))
+    if references:
+        result["copies"] = copies(scorer, made, made_kept, references)
+        # a real new view of the person (another of their images, of the gallery's camera when given)
+        # is how far from its reference an image that is no copy can be: the yardstick for the above
+        used = {p for found in references.values() for p in found}
+        views = [i for i, r in enumerate(kept) if in_gallery[i] and Path(r.path).resolve() not in used]
+        if views:
+            result["copies_real_views"] = copies(scorer, real[views], [kept[i] for i in views], references)
     return result
 
 
-def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], items: list, root: Path,
-           bound: float = FilterConfig.near_duplicate) -> dict:
-    """Are images drawn from reference images new views or copies of them? Per generated image: the
-    scorer's cosine to the nearest of its identity's references, the share at or above the filter's
-    near-duplicate bound, and the mean absolute pixel difference (0-1) to the nearest reference."""
-    from PIL import Image
-
-    reference_of = {item.path: item.reference for item in items}
+def references_by_person(items: list, root: Path) -> dict[int, list[Path]]:
+    """The reference images generated images were drawn from, per person (none for a fine-tuned generator)."""
     by_pid: dict[int, list[Path]] = {}
     for item in items:
         if item.reference:
-            path = inside_root(root, item.reference, root)
+            path = inside_root(root, item.reference, root).resolve()
             if path not in by_pid.setdefault(item.pid, []):
                 by_pid[item.pid].append(path)
-    paths = sorted({p for found in by_pid.values() for p in found})
+    return by_pid
+
+
+def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], references: dict[int, list[Path]],
+           bound: float = FilterConfig.near_duplicate) -> dict:
+    """Are images drawn from reference images new views or copies of them? Per image of a person
+    with references: the scorer's cosine to the nearest of them, the share at or above the filter's
+    near-duplicate bound, and the mean absolute pixel difference (0-1) to the nearest reference."""
+    from PIL import Image
+
+    paths = sorted({p for found in references.values() for p in found})
     features, _, kept = scorer.embed([Record(str(p), -1, -1, "reference") for p in paths], desc="references")
     index = {Path(r.path): i for i, r in enumerate(kept)}
     features, made = l2_normalize(features), l2_normalize(made)
@@ -111,9 +122,9 @@ def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], items: lis
             pictures[p] = image.convert("RGB")
     cosines, differences = [], []
     for row, record in enumerate(made_kept):
-        if reference_of.get(Path(record.path)) is None:
+        own = [p for p in references.get(record.pid, []) if p in index]
+        if not own:
             continue
-        own = [p for p in by_pid[record.pid] if p in index]
         cosines.append(float(max(features[index[p]] @ made[row] for p in own)))
         with Image.open(record.path) as image:
             drawn = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
