@@ -16,7 +16,7 @@ from diffreid.reid.backbones.weights import read_state_dict
 from diffreid.reid.loading import load_reid_model
 
 FEATURE_DIMS = {
-    "resnet18": 512, "resnet50": 2048, "resnet50_ibn_a": 2048, "mobilenet_v2": 1280,
+    "resnet18": 512, "resnet50": 2048, "resnet50_ibn_a": 2048, "mobilenet_v2": 1280, "efficientnet_lite0": 1280,
     "osnet_x1_0": 512, "osnet_x0_75": 512, "osnet_x0_5": 512, "osnet_x0_25": 512,
     "swin_tiny": 768, "swin_small": 768, "swin_base": 1024, "vit_small": 384, "vit_base": 768,
 }
@@ -49,11 +49,13 @@ def test_heavy_backbone_shapes_at_256x128(name):
     assert model.feature_dim == FEATURE_DIMS[name]
 
 
-def test_resnet50_last_stride_one_keeps_a_16x8_map():
+@pytest.mark.parametrize("name", ["resnet50", "efficientnet_lite0"])
+def test_last_stride_one_keeps_a_16x8_map(name):
+    channels = FEATURE_DIMS[name]
     with torch.device("meta"):
         x = _batch(1).to("meta")
-        assert create_backbone("resnet50").forward_features(x).shape == (1, 2048, 8, 4)
-        assert create_backbone("resnet50", last_stride=1).forward_features(x).shape == (1, 2048, 16, 8)
+        assert create_backbone(name).forward_features(x).shape == (1, channels, 8, 4)
+        assert create_backbone(name, last_stride=1).forward_features(x).shape == (1, channels, 16, 8)
 
 
 def test_last_stride_where_there_is_none_is_an_error():

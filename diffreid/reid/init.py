@@ -2,7 +2,8 @@
 
 `imagenet` looks for the backbone's published ImageNet weights where torchvision and
 timm keep downloads (torch hub cache, Hugging Face cache) and never downloads itself:
-when they are not there it says how to get them. `imagenet:FILE` and `imagenet:HUB_ID`
+when they are not there it says how to get them. EfficientNet-Lite0's come inside an
+optional package (`diffreid[efficientnet]`). `imagenet:FILE` and `imagenet:HUB_ID`
 name the source; a bare PATH is a backbone's weights (.safetensors, .pth).
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffreid.errors import DiffreidError
+from diffreid.reid.backbones.efficientnet import packaged_imagenet_weights
 from diffreid.reid.backbones.timm_models import SWIN, VIT
 
 TORCHVISION = ("resnet18", "resnet50", "mobilenet_v2")
@@ -33,6 +35,8 @@ def resolve_init(init: str, backbone: str) -> Path | None:
 def _default_source(backbone: str) -> str:
     if backbone in TORCHVISION:
         return f"torchvision:{backbone}"
+    if backbone == "efficientnet_lite0":
+        return str(packaged_imagenet_weights())
     timm_name = {**SWIN, **VIT}.get(backbone)
     if timm_name is not None:
         import timm

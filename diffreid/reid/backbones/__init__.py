@@ -96,4 +96,4 @@ def match_backbone(state_dict: dict[str, torch.Tensor], source: str | Path) -> s
 
 def _load_builtin_backbones() -> None:
     # Importing the modules runs their @register_backbone decorators.
-    from diffreid.reid.backbones import ibn, mobilenet, osnet, resnet, timm_models  # noqa: F401
+    from diffreid.reid.backbones import efficientnet, ibn, mobilenet, osnet, resnet, timm_models  # noqa: F401
