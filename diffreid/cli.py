@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from diffreid import __version__
-from diffreid.config import CaptionConfig
+from diffreid.config import CaptionConfig, GenerateConfig
 from diffreid.data.records import SPLITS
 from diffreid.errors import DiffreidError
 from diffreid.pipeline.study import QUESTIONS
@@ -103,8 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the references' split (default query: e.g. cuhk01-485's test people, camera A)")
     gen.add_argument("--captions", type=Path, default=None,
                      help="with --references: a diffreid caption folder of that dataset (descriptions in prompts)")
-    gen.add_argument("--reference-guidance", type=float, default=2.0,
-                     help="with --references: guidance towards the reference image (default 2; 1: none)")
+    gen.add_argument("--reference-guidance", type=float, default=GenerateConfig.reference_guidance,
+                     help=f"with --references: guidance towards the reference image "
+                          f"(default {GenerateConfig.reference_guidance:g}; 1: none)")
     gen.add_argument("--strength", type=float, default=1.0,
                      help="with --references: 1 (default) draws from noise; below 1, from the reference noised "
                           "to that level (img2img variations: nearer the person and nearer the reference image)")
@@ -431,7 +432,6 @@ def _finetune(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from diffreid.config import GenerateConfig
     from diffreid.synthesis.generate import run
 
     config = GenerateConfig(generator=args.generator, out=args.out, references=args.references, split=args.split,

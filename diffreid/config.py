@@ -266,7 +266,7 @@ class GenerateConfig:
     references: str | None = None  # FORMAT:ROOT: draw each identity of `split` from its own images (zero-shot)
     split: str = "query"  # the references' split whose identities are drawn
     captions: Path | None = None  # references: a `diffreid caption` folder whose descriptions join the prompts
-    reference_guidance: float = 2.0  # references: guidance towards the reference image (1: none beyond the model's)
+    reference_guidance: float = 8.0  # references: guidance towards the reference image (1: none); sampling's REFERENCE_GUIDANCE
     strength: float = 1.0  # references: 1 draws from noise alone; below, from the reference noised to that level
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all

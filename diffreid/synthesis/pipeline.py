@@ -31,7 +31,7 @@ from transformers import CLIPTextModel
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.codec import LatentCodec
-from diffreid.synthesis.sampling import image_tensor, sample_latents, to_pil
+from diffreid.synthesis.sampling import REFERENCE_GUIDANCE, image_tensor, sample_latents, to_pil
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 
@@ -64,7 +64,7 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], reference_image=None, num_inference_steps: int = 25,
-                 guidance_scale: float = 5.0, reference_guidance_scale: float = 2.0, negative_prompt: str = "",
+                 guidance_scale: float = 5.0, reference_guidance_scale: float = REFERENCE_GUIDANCE, negative_prompt: str = "",
                  num_images_per_prompt: int = 1, seed: int | list[int] | None = None,
                  generator: torch.Generator | None = None, height: int | None = None, width: int | None = None,
                  output_type: str = "pil", return_dict: bool = True):

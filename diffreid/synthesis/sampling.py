@@ -14,6 +14,9 @@ from PIL import Image
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 
+# s_r, the pull towards a reference image: the best of 1-16 on unseen CUHK01 people (docs/results.md)
+REFERENCE_GUIDANCE = 8.0
+
 
 def initial_noise(model: BaseModel, seeds: list[int]) -> torch.Tensor:
     shape = (model.codec.latent_channels, *model.latent_size)
@@ -47,7 +50,7 @@ def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Ten
 @torch.no_grad()
 def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor, seeds: list[int],
                    steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | None = None,
-                   reference_guidance: float = 2.0, strength: float = 1.0) -> torch.Tensor:
+                   reference_guidance: float = REFERENCE_GUIDANCE, strength: float = 1.0) -> torch.Tensor:
     """Denoise from each seed's noise under `context` (per-token text embeddings, one per seed).
 
     `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance;
@@ -87,7 +90,7 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
 @torch.no_grad()
 def sample(model: BaseModel, prompts: list[str], seeds: list[int], steps: int = 25, guidance: float = 5.0,
            negative_prompt: str = "", reference: torch.Tensor | None = None,
-           reference_guidance: float = 2.0) -> list[Image.Image]:
+           reference_guidance: float = REFERENCE_GUIDANCE) -> list[Image.Image]:
     """One image per (prompt, seed), and per reference latent where given."""
     context = model.encode_text(prompts)
     uncond = model.encode_text([negative_prompt])
