@@ -45,9 +45,9 @@ def test_a_widened_unet_draws_as_before_until_trained():
 
 
 def _labels(sizes: list[int], source: int = 0) -> list[dict]:
-    """Identity i of `sizes` has sizes[i] images."""
-    return [{"caption": "a person", "identity": f"{source}:{pid}", "source": source}
-            for pid, n in enumerate(sizes) for _ in range(n)]
+    """Identity i of `sizes` has sizes[i] images, from cameras 1, 2, 1, 2, ..."""
+    return [{"caption": "a person", "identity": f"{source}:{pid}", "source": source, "camera": 1 + k % 2}
+            for pid, n in enumerate(sizes) for k in range(n)]
 
 
 def test_references_are_another_image_of_the_same_person_drawn_from_the_step(tmp_path):
@@ -66,6 +66,26 @@ def test_references_are_another_image_of_the_same_person_drawn_from_the_step(tmp
     dropped = BatchDraw(_config(["market1501:a", "market1501:b"], tmp_path, batch_size=32, reference_dropout=1.0),
                         labels)(0)
     assert (dropped["reference"] == -1).all()
+
+
+def test_references_can_be_asked_from_another_camera_only(tmp_path):
+    labels = _labels([1, 2, 4]) + [{"caption": "a person", "identity": "0:9", "source": 0, "camera": 1}] * 2
+    config = _config(["market1501:a"], tmp_path, batch_size=32, reference_dropout=0.0, reference_pairs="other_camera")
+    draw = BatchDraw(config, labels)
+    seen = set()
+    for step in range(20):
+        batch = draw(step)
+        for i, r in zip(batch["index"].tolist(), batch["reference"].tolist()):
+            if labels[i]["identity"] in ("0:0", "0:9"):  # seen once, or by one camera only: no new view to show
+                assert r == -1
+            else:
+                assert labels[r]["identity"] == labels[i]["identity"] and labels[r]["camera"] != labels[i]["camera"]
+                seen.add(r)
+    assert len(seen) == 6  # every image of a person with two cameras serves as a reference
+    with pytest.raises(DiffreidError, match="delete OUT/cache"):
+        BatchDraw(config, [{k: v for k, v in label.items() if k != "camera"} for label in labels])
+    with pytest.raises(DiffreidError, match="reference_pairs='same'"):
+        BatchDraw(_config(["market1501:a"], tmp_path, reference_pairs="same"), labels)
 
 
 def test_data_weights_set_each_datasets_share_of_a_batch(tmp_path):

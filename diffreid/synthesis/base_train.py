@@ -53,6 +53,7 @@ class TrainingImage:
     caption: str
     identity: str  # "<dataset index>:<pid>": one person, kept apart across the run's datasets
     source: int  # its dataset's index in config.data
+    camera: int  # its camera id in that dataset: references can be asked from another camera
 
 
 def training_images(config: BaseTrainConfig) -> list[TrainingImage]:
@@ -68,7 +69,7 @@ def training_images(config: BaseTrainConfig) -> list[TrainingImage]:
         if dropped:
             log.info("%s: %d images of the judge's held-out identities left out", spec, dropped)
         for record, caption in zip(records, _captions(dataset, records, config.real_caption)):
-            items.append(TrainingImage(Path(record.path), caption, f"{source}:{record.pid}", source))
+            items.append(TrainingImage(Path(record.path), caption, f"{source}:{record.pid}", source, record.camid))
     if not items:
         raise DiffreidError(f"no images in splits {', '.join(config.splits)} of {', '.join(config.data)}")
     return items
@@ -196,9 +197,7 @@ class BatchDraw:
             self.weights = weights / weights.sum()
         else:
             self.weights = None
-        by_identity = images_by_person(labels)
-        self.partners = [torch.tensor([j for j in by_identity[label["identity"]] if j != i], dtype=torch.long)
-                         for i, label in enumerate(labels)]
+        self.partners = reference_partners(labels, config.reference_pairs)
         self.size = len(labels)
 
     def __call__(self, step: int) -> dict[str, torch.Tensor]:
@@ -222,6 +221,21 @@ class BatchDraw:
             draw["reference"][torch.rand(b, generator=generator) < config.reference_dropout] = -1
             draw["flip_reference"] = torch.rand(b, generator=generator) < 0.5
         return draw
+
+
+def reference_partners(labels: list[dict], pairs: str) -> list[torch.Tensor]:
+    """Each image's possible references: the other images of its person, or only those of
+    another camera, so that the reference is a new view of the person rather than the same
+    pose, which a UNet reading aligned reference latents learns to copy."""
+    if pairs not in ("any", "other_camera"):
+        raise DiffreidError(f"reference_pairs={pairs!r}: use any or other_camera")
+    if pairs == "other_camera" and any("camera" not in label for label in labels):
+        raise DiffreidError("reference_pairs=other_camera needs each image's camera, which this run's latent cache "
+                            "predates: delete OUT/cache (it is rebuilt) or use reference_pairs=any")
+    by_identity = images_by_person(labels)
+    return [torch.tensor([j for j in by_identity[label["identity"]]
+                          if j != i and (pairs == "any" or labels[j]["camera"] != label["camera"])], dtype=torch.long)
+            for i, label in enumerate(labels)]
 
 
 def images_by_person(labels: list[dict]) -> dict[str, list[int]]:
