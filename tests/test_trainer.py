@@ -114,6 +114,17 @@ def test_a_run_directory_refuses_a_different_config(tiny_run, tiny_persons):
         run(load_train_config("cpu-tiny", {"data": (f"market1501:{tiny_persons}",), "out": tiny_run, "lr": 0.1}))
 
 
+def test_a_run_older_than_an_option_resumes_and_says_so(tmp_path, caplog):
+    from diffreid.reid.checkpoints import check_same_run
+
+    (tmp_path / "checkpoints" / "step-000100").mkdir(parents=True)
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump({"lr": 0.1, "steps": 100}))
+    check_same_run(tmp_path, {"lr": 0.1, "steps": 200, "pairs": "any"}, ("steps",), "base-train")
+    assert "before pairs existed; resumed with pairs='any'" in caplog.text
+    with pytest.raises(DiffreidError, match="different config.*lr"):
+        check_same_run(tmp_path, {"lr": 0.2, "steps": 100, "pairs": "any"}, ("steps",), "base-train")
+
+
 def test_agw_with_center_loss_and_accumulation_trains(tiny_persons, tmp_path):
     out = tmp_path / "agw"
     assert main(["train", "--data", f"market1501:{tiny_persons}", "--preset", "agw-r50", "--out", str(out),

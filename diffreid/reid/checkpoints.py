@@ -74,14 +74,23 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
 
 
 def check_same_run(out: Path, config: dict, resumable: tuple[str, ...], command: str) -> None:
-    """Refuse to resume `out` with a config that differs but for the `resumable` fields."""
+    """Refuse to resume `out` with a config that differs but for the `resumable` fields.
+
+    A field the run's config.yaml lacks is an option added since it started; it resumes
+    with the option's value, which is logged (a new option's default keeps the old behaviour)."""
+    import logging
+
     import yaml
 
     path = out / "config.yaml"
     if not path.is_file() or not checkpoints(out / "checkpoints"):
         return  # nothing trained yet: a new config simply replaces the old
     before = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    changed = sorted(k for k in config if k not in (*resumable, "out") and before.get(k) != config[k])  # a moved run resumes
+    added = sorted(k for k in config if k not in before)
+    if added:
+        logging.getLogger(__name__).warning("%s: started before %s existed; resumed with %s", out, ", ".join(added),
+                                            ", ".join(f"{k}={config[k]!r}" for k in added))
+    changed = sorted(k for k in config if k not in (*resumable, "out", *added) and before[k] != config[k])  # a moved run resumes
     if changed:
         differences = ", ".join(f"{k}: {before.get(k)!r} -> {config[k]!r}" for k in changed)
         raise DiffreidError(f"{out}: holds a {command} run with a different config ({differences}); "
