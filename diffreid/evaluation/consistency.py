@@ -84,13 +84,14 @@ def identity_consistency(model: str, generated: Path, real_camera: int | None = 
     result["real_spread"] = spread(real, real_pids, count)
     references = references_by_person(items, Path(load_dataset(source).root))
     if references:
-        result["copies"] = copies(scorer, made, made_kept, references)
+        read = read_references(scorer, references)
+        result["copies"] = copies(made, made_kept, references, read)
         # a real new view of the person (another of their images, of the gallery's camera when given)
         # is how far from its reference an image that is no copy can be: the yardstick for the above
         used = {p for found in references.values() for p in found}
         views = [i for i, r in enumerate(kept) if in_gallery[i] and Path(r.path).resolve() not in used]
         if views:
-            result["copies_real_views"] = copies(scorer, real[views], [kept[i] for i in views], references)
+            result["copies_real_views"] = copies(real[views], [kept[i] for i in views], references, read)
     return result
 
 
@@ -105,31 +106,37 @@ def references_by_person(items: list, root: Path) -> dict[int, list[Path]]:
     return by_pid
 
 
-def copies(scorer: Scorer, made: np.ndarray, made_kept: list[Record], references: dict[int, list[Path]],
-           bound: float = FilterConfig.near_duplicate) -> dict:
+def read_references(scorer: Scorer, references: dict[int, list[Path]]) -> dict[Path, tuple[np.ndarray, object]]:
+    """Each readable reference's unit feature and picture, read once for every comparison with it."""
+    from PIL import Image
+
+    paths = sorted({p for found in references.values() for p in found})
+    features, _, kept = scorer.embed([Record(str(p), -1, -1, "reference") for p in paths], desc="references")
+    read = {}
+    for feature, record in zip(l2_normalize(features), kept):
+        with Image.open(record.path) as image:
+            read[Path(record.path)] = (feature, image.convert("RGB"))
+    return read
+
+
+def copies(made: np.ndarray, made_kept: list[Record], references: dict[int, list[Path]],
+           read: dict[Path, tuple[np.ndarray, object]], bound: float = FilterConfig.near_duplicate) -> dict:
     """Are images drawn from reference images new views or copies of them? Per image of a person
     with references: the scorer's cosine to the nearest of them, the share at or above the filter's
     near-duplicate bound, and the mean absolute pixel difference (0-1) to the nearest reference."""
     from PIL import Image
 
-    paths = sorted({p for found in references.values() for p in found})
-    features, _, kept = scorer.embed([Record(str(p), -1, -1, "reference") for p in paths], desc="references")
-    index = {Path(r.path): i for i, r in enumerate(kept)}
-    features, made = l2_normalize(features), l2_normalize(made)
-    pictures = {}  # each reference read once, whatever the number of images drawn from it
-    for p in index:
-        with Image.open(p) as image:
-            pictures[p] = image.convert("RGB")
+    made = l2_normalize(made)
     cosines, differences = [], []
     for row, record in enumerate(made_kept):
-        own = [p for p in references.get(record.pid, []) if p in index]
+        own = [read[p] for p in references.get(record.pid, []) if p in read]
         if not own:
             continue
-        cosines.append(float(max(features[index[p]] @ made[row] for p in own)))
+        cosines.append(float(max(feature @ made[row] for feature, _ in own)))
         with Image.open(record.path) as image:
             drawn = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-        differences.append(min(float(np.abs(np.asarray(pictures[p].resize(drawn.shape[1::-1]), np.float32) / 255
-                                           - drawn).mean()) for p in own))
+        differences.append(min(float(np.abs(np.asarray(picture.resize(drawn.shape[1::-1]), np.float32) / 255
+                                           - drawn).mean()) for _, picture in own))
     cosines = np.asarray(cosines)
     return {"images": len(cosines), "near_duplicate_bound": bound,
             "passes_near_duplicate_guard": float((cosines < bound).mean()),
