@@ -17,8 +17,8 @@ from pathlib import Path
 
 from PIL import Image
 
-from diffreid.evaluation.attribute_classifier import labelled_images, load_attribute_classifier
-from diffreid.evaluation.fidelity import agreement, prompt_fidelity
+from diffreid.judges.attribute_classifier import labelled_images, load_attribute_classifier
+from diffreid.judges.fidelity import agreement, prompt_fidelity
 from diffreid.synthesis.base_model import load_base_model
 
 

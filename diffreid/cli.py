@@ -391,7 +391,7 @@ def _caption(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from diffreid.config import EvaluateConfig
-    from diffreid.evaluate import run
+    from diffreid.reid.evaluate_model import run
 
     config = EvaluateConfig(model=args.model, data=args.data, out=args.out, rerank=args.rerank,
                             rank_lists=args.rank_lists, batch_size=args.batch_size, input_size=args.input_size,
@@ -518,7 +518,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from diffreid.pipeline import run
-    from diffreid.pipeline.spec import demo_overrides, preset_path
+    from diffreid.run_spec import demo_overrides, preset_path
 
     preset = preset_path(f"demo-{args.preset}")
     out = run(preset, args.out, overrides=demo_overrides(preset, args.target, args.imagenet, args.backbone,
@@ -538,7 +538,7 @@ def _study(args: argparse.Namespace) -> int:
 
 def _consistency(args: argparse.Namespace) -> int:
     from diffreid.artifacts import write_json_atomic
-    from diffreid.evaluation.consistency import identity_consistency
+    from diffreid.judges.consistency import identity_consistency
 
     found = {str(folder): identity_consistency(args.model, folder, args.real_camera, args.reference_camera)
              for folder in args.generated}
@@ -563,9 +563,9 @@ def _consistency(args: argparse.Namespace) -> int:
 
 def _attributes(args: argparse.Namespace) -> int:
     from diffreid.errors import DiffreidError
-    from diffreid.evaluation.attribute_classifier import train_attribute_classifier
-    from diffreid.evaluation.peta_judge import is_peta, train_peta_judge
-    from diffreid.evaluation.view_judge import train_view_judge
+    from diffreid.judges.attribute_classifier import train_attribute_classifier
+    from diffreid.judges.peta_judge import is_peta, train_peta_judge
+    from diffreid.judges.view_judge import train_view_judge
 
     settings = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, backbone=args.backbone,
                     init=args.init)
@@ -586,7 +586,7 @@ def _attributes(args: argparse.Namespace) -> int:
 
 def _fidelity(args: argparse.Namespace) -> int:
     from diffreid.artifacts import write_json_atomic
-    from diffreid.evaluation.view_judge import judge_generated
+    from diffreid.judges.view_judge import judge_generated
 
     found = {str(folder): judge_generated(args.judge, folder) for folder in args.generated}
     if any("views" in scores for scores in found.values()):
@@ -624,8 +624,8 @@ def _print_attribute_fidelity(found: dict) -> None:
 
 def _diversity(args: argparse.Namespace) -> int:
     from diffreid.artifacts import write_json_atomic
-    from diffreid.evaluation.attribute_classifier import load_attribute_classifier
-    from diffreid.evaluation.attribute_diversity import new_attribute_values
+    from diffreid.judges.attribute_classifier import load_attribute_classifier
+    from diffreid.judges.attribute_diversity import new_attribute_values
 
     classifier = load_attribute_classifier(args.classifier)
     found = {str(folder): new_attribute_values(classifier, folder, args.per_identity) for folder in args.generated}

@@ -10,8 +10,8 @@ import pytest
 from diffreid.cli import main
 from diffreid.data.peta_labels import decode
 from diffreid.errors import DiffreidError
-from diffreid.evaluation.attribute_classifier import load_attribute_classifier
-from diffreid.evaluation.peta_judge import (CLASSES, PetaImage, held_out_identities, is_peta, peta_classes,
+from diffreid.judges.attribute_classifier import load_attribute_classifier
+from diffreid.judges.peta_judge import (CLASSES, PetaImage, held_out_identities, is_peta, peta_classes,
                                             peta_images, set_accuracy, split_identities)
 
 from reader_trees import write_image

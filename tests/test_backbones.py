@@ -12,8 +12,8 @@ from torch import nn
 from diffreid.errors import DiffreidError
 from diffreid.reid.backbones import create_backbone, list_backbones
 from diffreid.reid.backbones.ibn import IBN
-from diffreid.reid.backbones.weights import read_state_dict
 from diffreid.reid.loading import load_reid_model
+from diffreid.training.weights import read_state_dict
 
 FEATURE_DIMS = {
     "resnet18": 512, "resnet50": 2048, "resnet50_ibn_a": 2048, "mobilenet_v2": 1280, "efficientnet_lite0": 1280,

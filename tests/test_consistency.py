@@ -9,7 +9,7 @@ from PIL import Image
 
 from diffreid.cli import main
 from diffreid.data import load_dataset
-from diffreid.evaluation.consistency import identity_consistency, spread
+from diffreid.judges.consistency import identity_consistency, spread
 from generated_dirs import split_by_camera, write_generated
 
 OSNET = "models/osnet_x0_25_msmt17.onnx"

@@ -17,10 +17,10 @@ from safetensors.torch import save_file
 from diffreid.errors import DiffreidError
 from diffreid.reid.backbones import create_backbone
 from diffreid.reid.backbones.efficientnet import timm_keys
-from diffreid.reid.backbones.weights import read_state_dict
 from diffreid.reid.init import resolve_init
 from diffreid.reid.loading import load_reid_model
 from diffreid.reid.onnx_model import IMAGENET_MEAN, IMAGENET_STD
+from diffreid.training.weights import read_state_dict
 
 BACKBONE_TENSORS = 294  # timm's tf_efficientnet_lite0 without its classifier, BN counters included
 

@@ -11,10 +11,10 @@ from torch import nn
 from diffreid.errors import DiffreidError
 from diffreid.reid.backbones import create_backbone, match_backbone
 from diffreid.reid.backbones.osnet import OSNet
-from diffreid.reid.backbones.weights import mismatch, read_state_dict
 from diffreid.reid.features import load_resized
 from diffreid.reid.loading import load_reid_model
 from diffreid.reid.torch_model import TorchReidModel
+from diffreid.training.weights import mismatch, read_state_dict
 
 CUHK01_IMAGES = ("0001001.png", "0001003.png", "0002001.png")
 # torchreid 0.2.5's own OSNet (torchreid.models.osnet_x0_25) with osnet_x0_25_msmt17.pth,

@@ -18,7 +18,7 @@ import yaml
 
 from diffreid.errors import DiffreidError
 from diffreid.pipeline import run
-from diffreid.pipeline.spec import load_run_spec, preset_path
+from diffreid.run_spec import load_run_spec, preset_path
 
 from pipeline_configs import tiny_config, tree_hashes, write_config
 
@@ -358,7 +358,7 @@ def test_sigkill_in_generate_and_filter_then_restart_gives_the_same_dataset(tiny
 
 
 def test_demo_on_a_real_target_generates_from_its_own_training_identities(tmp_path):
-    from diffreid.pipeline.spec import demo_overrides
+    from diffreid.run_spec import demo_overrides
 
     (tmp_path / "cuhk01").mkdir()
     weights = tmp_path / "mobilenet.safetensors"

@@ -200,7 +200,7 @@ def test_png_jpeg_and_bmp_of_any_size_and_mode_are_read(tmp_path):
 
 
 def test_label_keys_are_matched_as_integers(tmp_path, caplog):
-    from diffreid.evaluation.peta_judge import peta_images
+    from diffreid.judges.peta_judge import peta_images
     from diffreid.synthesis.captioners.peta import PetaCaptioner
 
     # file names padded unlike the Label.txt keys, both ways, as PETA's own files are

@@ -316,7 +316,7 @@ def _generate(base, persons, out, **overrides):
 def test_consistency_tells_new_views_from_copies_of_the_references(reference_base, tiny_persons, shared_data,
                                                                     tmp_path):
     from diffreid.data import load_dataset
-    from diffreid.evaluation.consistency import identity_consistency
+    from diffreid.judges.consistency import identity_consistency
 
     out = _generate(reference_base, tiny_persons, tmp_path / "gen", per_identity=2)
     model = str(shared_data / "models" / "osnet_x0_25_msmt17.onnx")
@@ -345,8 +345,8 @@ def test_consistency_tells_new_views_from_copies_of_the_references(reference_bas
 
 def test_fidelity_reads_peta_labels_on_generated_and_real_images(reference_base, tmp_path):
     from diffreid.cli import main
-    from diffreid.evaluation.attribute_classifier import AttributeNet
-    from diffreid.evaluation.peta_judge import CLASSES
+    from diffreid.judges.attribute_classifier import AttributeNet
+    from diffreid.judges.peta_judge import CLASSES
 
     peta = tmp_path / "peta" / "PRID"
     for pid in (1, 2):

@@ -9,8 +9,8 @@ import torch
 
 from diffreid.cli import main
 from diffreid.data import load_dataset
+from diffreid.data.subsets import subset_spec
 from diffreid.errors import DiffreidError
-from diffreid.settings.subsets import subset_spec
 from diffreid.settings.table import compare, read_table
 
 

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from diffreid.reid import load_reid_model
-from diffreid.reid.checkpoints import load_checkpoint
+from diffreid.training.checkpoints import load_checkpoint
 
 
 def _free_port() -> int:

@@ -13,15 +13,15 @@ from safetensors.torch import load_file, save_file
 from diffreid.cli import main
 from diffreid.config import EvaluateConfig, load_train_config
 from diffreid.errors import DiffreidError
-from diffreid.evaluate import run as evaluate
 from diffreid.reid import load_reid_model
-from diffreid.reid.checkpoints import load_checkpoint
+from diffreid.reid.evaluate_model import run as evaluate
 from diffreid.reid.features import load_resized
 from diffreid.reid.init import resolve_init
 from diffreid.reid.model import ReidNet
 from diffreid.reid.run_model import TrainedReidModel
 from diffreid.reid.train_data import TrainImages
 from diffreid.reid.trainer import learning_rate, run
+from diffreid.training.checkpoints import load_checkpoint
 
 RUN_FILES = {"config.yaml", "classes.json", "checkpoints", "train.log", "metrics.jsonl", "curves.png",
              "model.safetensors", "manifest.json"}
@@ -81,7 +81,7 @@ def test_evaluate_takes_a_run(tiny_run, tiny_persons, tmp_path, monkeypatch):
     results = evaluate(config)
     assert 0 < results["mAP"] <= 1 and json.loads((tmp_path / "results.json").read_text())["model"] == str(tiny_run)
     # large splits stream their features through a file on disk: the same ranking
-    monkeypatch.setattr("diffreid.evaluate.STREAM_ABOVE", 0)
+    monkeypatch.setattr("diffreid.reid.evaluate_model.STREAM_ABOVE", 0)
     streamed = evaluate(config)
     assert streamed["mAP"] == pytest.approx(results["mAP"], abs=1e-6) and streamed["cmc"][0] == results["cmc"][0]
 
@@ -115,7 +115,7 @@ def test_a_run_directory_refuses_a_different_config(tiny_run, tiny_persons):
 
 
 def test_a_run_older_than_an_option_resumes_and_says_so(tmp_path, caplog):
-    from diffreid.reid.checkpoints import check_same_run
+    from diffreid.training.checkpoints import check_same_run
 
     (tmp_path / "checkpoints" / "step-000100").mkdir(parents=True)
     (tmp_path / "config.yaml").write_text(yaml.safe_dump({"lr": 0.1, "steps": 100}))

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from diffreid.cli import main
-from diffreid.evaluation.attribute_classifier import AttributeNet, load_attribute_classifier
-from diffreid.evaluation.peta_judge import held_out_identities, split_identities
-from diffreid.evaluation.view_judge import VIEW_CLASSES, view_images, viewpoint_group
+from diffreid.judges.attribute_classifier import AttributeNet, load_attribute_classifier
+from diffreid.judges.peta_judge import held_out_identities, split_identities
+from diffreid.judges.view_judge import VIEW_CLASSES, view_images, viewpoint_group
 
 from generated_dirs import noise_image, write_generated
 from reader_trees import write_image

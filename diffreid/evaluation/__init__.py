@@ -3,6 +3,6 @@
 from diffreid.evaluation.features import evaluate_features
 from diffreid.evaluation.rank import EvaluationError, evaluate_rank
 from diffreid.evaluation.rerank import re_rank
-from diffreid.evaluation.rerank_features import re_rank_features
+from diffreid.evaluation.rerank_features import jaccard_distances, re_rank_features
 
-__all__ = ["EvaluationError", "evaluate_features", "evaluate_rank", "re_rank", "re_rank_features"]
+__all__ = ["EvaluationError", "evaluate_features", "evaluate_rank", "jaccard_distances", "re_rank", "re_rank_features"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from diffreid.evaluation.distance import FeatureDistances
+from diffreid.evaluation.distance import FeatureDistances, l2_normalize
 from diffreid.evaluation.neighbours import SEARCHES, farthest_distance, nearest
 from diffreid.evaluation.rank import EvaluationError
 from diffreid.evaluation.rerank import check_normalisers, check_parameters, encodings, final_rows
@@ -70,4 +70,20 @@ def re_rank_features(q_feats, g_feats, k1: int = 20, k2: int = 6, lambda_value: 
     step = max(1, (64 << 20) // (4 * max(1, ng)))
     for start in range(0, nq, step):
         out[start:start + step] = distances.rows(slice(start, start + step))
+    return out
+
+
+def jaccard_distances(features: np.ndarray, k1: int = 30, k2: int = 6) -> np.ndarray:
+    """N x N k-reciprocal Jaccard distances of L2-normalised features (re-ranking with λ = 0)."""
+    images = FeatureDistances(l2_normalize(np.asarray(features, np.float32)), metric="euclidean")
+    n = len(images.q)
+    row_max = np.square(farthest_distance(images))
+    v = encodings(nearest(images, min(max(k1 + 1, k2), n)), min(k1, n - 1), min(k2, n), row_max, images.pairs)
+    columns = v.tocsc()
+    out = np.empty((n, n), np.float32)
+    step = max(1, (32 << 20) // (4 * n))
+    for start in range(0, n, step):
+        rows = slice(start, min(n, start + step))
+        raw = images.rows(rows)
+        out[rows] = final_rows(raw, row_max[rows], v[rows], columns, 0.0, out=raw)
     return out

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from diffreid.artifacts import log_to_file, write_json_atomic, write_text_atomic
 from diffreid.errors import DiffreidError
-from diffreid.pipeline.spec import RunSpec, load_run_spec
 from diffreid.pipeline.stages import STAGES
+from diffreid.run_spec import RunSpec, load_run_spec
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ TRAINING = ("finetune", "source-only", "pretrain", "settings")  # the stages who
 
 def _prune(out: Path, stage: str) -> None:
     """A finished stage is skipped, never resumed, so its training runs' checkpoints only take disk."""
-    from diffreid.reid.checkpoints import prune_checkpoints
+    from diffreid.training.checkpoints import prune_checkpoints
 
     freed = sum(prune_checkpoints(path) for pattern in OUTPUTS[stage] for path in out.glob(pattern) if path.is_dir())
     if freed:

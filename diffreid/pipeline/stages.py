@@ -27,7 +27,7 @@ from diffreid.artifacts import read_jsonl
 from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig,
                              build_config, config_dict, load_train_config)
 from diffreid.errors import DiffreidError
-from diffreid.pipeline.spec import RunSpec, setting_label, setting_sources, train_values, training_seeds
+from diffreid.run_spec import RunSpec, setting_label, setting_sources, train_values, training_seeds
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,8 @@ import numpy as np
 from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_text_atomic
 from diffreid.errors import DiffreidError
 from diffreid.pipeline import stages
-from diffreid.pipeline.spec import RunSpec, load_run_spec, training_seeds
-from diffreid.reid.checkpoints import prune_checkpoints
+from diffreid.run_spec import RunSpec, load_run_spec, training_seeds
+from diffreid.training.checkpoints import prune_checkpoints
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +177,7 @@ def _filter_counts(diff_person: Path) -> dict:
 
 
 def _consistency(judge: str, spec: RunSpec, folder: Path) -> dict:
-    from diffreid.evaluation.consistency import identity_consistency
+    from diffreid.judges.consistency import identity_consistency
 
     found = {}
     for source in spec.sources:

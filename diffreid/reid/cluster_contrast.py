@@ -30,10 +30,7 @@ from diffreid.config import TrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
 from diffreid.errors import DiffreidError
-from diffreid.evaluation.distance import FeatureDistances, l2_normalize
-from diffreid.evaluation.neighbours import farthest_distance, nearest
-from diffreid.evaluation.rerank import encodings, final_rows
-from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
+from diffreid.evaluation import jaccard_distances
 from diffreid.reid.features import extract_features
 from diffreid.reid.init import resolve_init
 from diffreid.reid.model import ReidNet
@@ -41,24 +38,9 @@ from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.torch_model import TorchReidModel
 from diffreid.reid.train_data import TrainImages, collate_skipping
 from diffreid.reid.transforms import train_transform
+from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 
 log = logging.getLogger(__name__)
-
-
-def jaccard_distances(features: np.ndarray, k1: int = 30, k2: int = 6) -> np.ndarray:
-    """N x N k-reciprocal Jaccard distances of L2-normalised features (re-ranking with λ = 0)."""
-    images = FeatureDistances(l2_normalize(np.asarray(features, np.float32)), metric="euclidean")
-    n = len(images.q)
-    row_max = np.square(farthest_distance(images))
-    v = encodings(nearest(images, min(max(k1 + 1, k2), n)), min(k1, n - 1), min(k2, n), row_max, images.pairs)
-    columns = v.tocsc()
-    out = np.empty((n, n), np.float32)
-    step = max(1, (32 << 20) // (4 * n))
-    for start in range(0, n, step):
-        rows = slice(start, min(n, start + step))
-        raw = images.rows(rows)
-        out[rows] = final_rows(raw, row_max[rows], v[rows], columns, 0.0, out=raw)
-    return out
 
 
 def pseudo_labels(features: np.ndarray, eps: float = 0.6, min_samples: int = 4, k1: int = 30,

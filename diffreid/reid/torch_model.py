@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from diffreid.reid.backbones import create_backbone, match_backbone
-from diffreid.reid.backbones.weights import read_state_dict
 from diffreid.reid.onnx_model import IMAGENET_MEAN, IMAGENET_STD
+from diffreid.training.weights import read_state_dict
 
 DEFAULT_INPUT_SIZE = (256, 128)
 

@@ -31,8 +31,6 @@ from tqdm import tqdm
 from diffreid.artifacts import atomic_path, log_to_file, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import TrainConfig, config_dict
 from diffreid.errors import DiffreidError
-from diffreid.reid.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
-from diffreid.reid.curves import plot_curves
 from diffreid.reid.init import resolve_init
 from diffreid.reid.losses import TRIPLETS, CenterLoss, reid_loss
 from diffreid.reid.model import ReidNet
@@ -40,6 +38,8 @@ from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_set
 from diffreid.reid.transforms import train_transform
 from diffreid.runtime import resolve_precision
+from diffreid.training.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
+from diffreid.training.curves import plot_curves
 
 log = logging.getLogger(__name__)
 

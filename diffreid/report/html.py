@@ -18,8 +18,8 @@ from pathlib import Path
 from PIL import Image
 
 from diffreid.artifacts import write_text_atomic
-from diffreid.pipeline.spec import RunSpec
 from diffreid.report.summary import percent, size_text
+from diffreid.run_spec import RunSpec
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em; color: #222; }

@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 
 from diffreid.artifacts import read_jsonl, write_json_atomic
-from diffreid.pipeline.spec import MIN_SEEDS, RunSpec, setting_label
 from diffreid.report.stats import compare, t_interval
+from diffreid.run_spec import MIN_SEEDS, RunSpec, setting_label
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from diffreid.artifacts import write_json_atomic
 from diffreid.config import EvaluateConfig, SettingConfig, config_dict, load_train_config
+from diffreid.data.subsets import subset_spec
 from diffreid.errors import DiffreidError
-from diffreid.settings.subsets import subset_spec
 from diffreid.settings.table import append_row
 
 SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
@@ -48,8 +48,8 @@ def training_data(config: SettingConfig, out: Path) -> tuple[tuple[str, ...], st
 
 
 def run(config: SettingConfig) -> dict:
-    from diffreid.evaluate import run as evaluate
     from diffreid.reid.cluster_contrast import run_usl
+    from diffreid.reid.evaluate_model import run as evaluate
     from diffreid.reid.export import export_backbone
     from diffreid.reid.trainer import run as train
 

@@ -32,14 +32,14 @@ from diffreid.config import BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
-from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
-from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
 from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
 from diffreid.synthesis.captioners.peta import PetaCaptioner
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.diversity import words
 from diffreid.synthesis.sampling import grid, image_tensor, sample, to_pil
+from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
+from diffreid.training.curves import plot_curves
 
 log = logging.getLogger(__name__)
 CHUNK = 512  # images per cache file: a killed encoding loses at most one chunk

@@ -25,7 +25,7 @@ from torch import nn
 
 from diffreid.artifacts import write_json_atomic
 from diffreid.errors import DiffreidError
-from diffreid.reid.backbones.weights import mismatch, read_state_dict
+from diffreid.training.weights import mismatch, read_state_dict
 
 LATENT_CHANNELS = 32
 DOWNSCALE = 8

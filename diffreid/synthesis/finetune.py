@@ -33,12 +33,12 @@ from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_json_
 from diffreid.config import FinetuneConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
-from diffreid.reid.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
-from diffreid.reid.curves import plot_curves
 from diffreid.runtime import resolve_precision
 from diffreid.synthesis.base_model import BaseModel, load_base_model
 from diffreid.synthesis.base_train import cache_latents, denoising_loss
 from diffreid.synthesis.diversity import prior_preservation_loss, warn_unlearnt_phrases
+from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
+from diffreid.training.curves import plot_curves
 from diffreid.synthesis.identity import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
 from diffreid.synthesis.reference_set import build_reference_set, read_reference_set
@@ -194,7 +194,7 @@ def sequences(records: list, length: int | None, seed: int) -> list:
         return list(records)
     if length < 1:
         raise DiffreidError(f"images_per_identity={length}: an input sequence needs at least one image")
-    from diffreid.settings.subsets import choose_images
+    from diffreid.data.subsets import choose_images
 
     return choose_images(records, None, np.random.default_rng(seed), count=length)
 

@@ -62,7 +62,7 @@ def create_backbone(name: str, pretrained: str | Path | None = None, last_stride
         kwargs["last_stride"] = last_stride
     model = builder(**kwargs)
     if pretrained is not None:
-        from diffreid.reid.backbones.weights import load_weights
+        from diffreid.training.weights import load_weights
 
         load_weights(model, pretrained, name, filter_fn)
     return model
@@ -74,7 +74,7 @@ def match_backbone(state_dict: dict[str, torch.Tensor], source: str | Path) -> s
     Candidates are built on the meta device (no memory, no init cost); an ImageNet or
     Re-ID classifier in the state dict is ignored.
     """
-    from diffreid.reid.backbones.weights import mismatch
+    from diffreid.training.weights import mismatch
 
     misfits = {}
     for name in list_backbones():

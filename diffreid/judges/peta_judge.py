@@ -34,7 +34,7 @@ from diffreid.data.peta import FORMATS as PETA_FORMATS, LABEL_FILE, PID_STRIDE, 
 from diffreid.data.peta_labels import COLOURS, PetaAttributes, decode, read_label_file
 from diffreid.data.registry import parse_spec
 from diffreid.errors import DiffreidError
-from diffreid.evaluation.attribute_classifier import INPUT_SIZE, AttributeNet, fit
+from diffreid.judges.attribute_classifier import INPUT_SIZE, AttributeNet, fit
 from diffreid.reid.init import resolve_init
 
 log = logging.getLogger(__name__)
@@ -276,8 +276,8 @@ def peta_fidelity(judge: str | Path, generated: str | Path, batch_size: int = 12
 
     Identities the judge trained on are counted apart (`judge_trained_on`): for an honest
     reading they should be none, i.e. the generated people are among its held-out ones."""
-    from diffreid.evaluation.attribute_classifier import load_attribute_classifier
     from diffreid.filtering.generated import read_generated
+    from diffreid.judges.attribute_classifier import load_attribute_classifier
 
     net = load_attribute_classifier(judge)
     source, made = read_generated(generated)

@@ -17,8 +17,8 @@ from pathlib import Path
 from diffreid.data import load_dataset
 from diffreid.data.peta import VIEW_WORDS, view_of
 from diffreid.errors import DiffreidError
-from diffreid.evaluation.attribute_classifier import AttributeNet
-from diffreid.evaluation.peta_judge import PetaImage, predict_files, train_judge
+from diffreid.judges.attribute_classifier import AttributeNet
+from diffreid.judges.peta_judge import PetaImage, predict_files, train_judge
 from diffreid.synthesis.diversity import VOCABULARY
 
 log = logging.getLogger(__name__)
@@ -80,8 +80,8 @@ def read_views(net: AttributeNet, generated: str | Path, batch_size: int = 128) 
 def judge_generated(judge: str | Path, generated: str | Path, batch_size: int = 128) -> dict:
     """What a judge reads on one generated folder: PETA attribute fidelity (an attribute judge, PETA
     sources only), the views of injected viewpoint phrases (a view judge, any source), or both."""
-    from diffreid.evaluation.attribute_classifier import load_attribute_classifier
-    from diffreid.evaluation.peta_judge import CLASSES, peta_fidelity
+    from diffreid.judges.attribute_classifier import load_attribute_classifier
+    from diffreid.judges.peta_judge import CLASSES, peta_fidelity
 
     net = load_attribute_classifier(judge)
     attributes, views = set(CLASSES) <= set(net.vocabulary), VIEW in net.vocabulary

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 
 from diffreid.data import load_dataset
-from diffreid.evaluation.attribute_classifier import AttributeNet, read_labels
+from diffreid.judges.attribute_classifier import AttributeNet, read_labels
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.captioners.procedural import procedural_caption
 from diffreid.synthesis.sampling import sample
