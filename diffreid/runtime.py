@@ -1,4 +1,4 @@
-"""Where and how training runs: the precision a device supports."""
+"""Where and how work runs: the default device, the precision a device supports."""
 
 from __future__ import annotations
 
@@ -12,3 +12,8 @@ def resolve_precision(requested: str) -> str:
     if not torch.cuda.is_available():
         return "no"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def default_device() -> torch.device:
+    """Where work runs when its caller names no device: the GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -118,6 +118,22 @@ def test_usl_and_uda_train_without_target_labels(tiny_persons, tmp_path):
                                                          ("uda", f"market1501:{target}")]
 
 
+def test_usl_keeps_the_model_and_its_batches_on_the_runs_device(tiny_persons, tmp_path, monkeypatch):
+    """Clustering and training follow the run's one device (accelerate's), whatever a feature
+    extractor's own default is; before, clustering moved the model to that default (CUDA on any
+    GPU machine) and the batches stayed behind, so usl and uda failed on every GPU. Here the
+    default is the meta device, which holds no data, so a tensor that goes there fails the run."""
+    import diffreid.reid.torch_model as torch_model
+    from diffreid.config import load_train_config
+    from diffreid.reid.cluster_contrast import run_usl
+
+    monkeypatch.setattr(torch_model, "default_device", lambda: torch.device("meta"))
+    config = load_train_config("cpu-tiny", {"data": (f"market1501:{tiny_persons}",), "out": tmp_path / "usl",
+                                            "epochs": 1})
+    out = run_usl(config, eps=0.15, min_samples=2)
+    assert (out / "model.safetensors").is_file()
+
+
 def test_killed_usl_resumes_to_the_same_weights(tiny_persons, tmp_path, monkeypatch, caplog):
     from safetensors.torch import load_file
 

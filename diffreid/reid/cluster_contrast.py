@@ -38,6 +38,7 @@ from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.torch_model import TorchReidModel
 from diffreid.reid.train_data import TrainImages, collate_skipping
 from diffreid.reid.transforms import train_transform
+from diffreid.runtime import resolve_precision
 from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -83,11 +84,17 @@ def run_usl(config: TrainConfig, eps: float = 0.6, min_samples: int = 4, tempera
 
 
 def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperature: float, momentum: float) -> Path:
+    from accelerate import Accelerator
+
+    # one device for the model, its batches and the clustering, chosen once here (as the trainer does)
+    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        raise DiffreidError("usl clusters every image in one process; launch it without torchrun / accelerate launch")
     records = [r for spec in config.data for r in load_dataset(spec).require("train").train]
     torch.manual_seed(config.seed)
     pretrained = resolve_init(config.init, config.backbone)
     model = ReidNet(config.backbone, 2, config.pooling, config.neck, config.nonlocal_blocks, config.last_stride,
-                    pretrained=pretrained)
+                    pretrained=pretrained).to(accelerator.device)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
     start = 0
@@ -101,7 +108,7 @@ def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperatu
     transform = train_transform(config.input_size, config.flip, config.pad, config.random_erasing)
     labels, memory = None, None
     for epoch in range(start, config.epochs):
-        labels, memory = _cluster(model, records, config, eps, min_samples, temperature, momentum)
+        labels, memory = _cluster(model, records, config, eps, min_samples, temperature, momentum, accelerator.device)
         kept = [Record(r.path, int(label), r.camid, "train") for r, label in zip(records, labels) if label >= 0]
         sampler = PKBatchSampler([r.pid for r in kept], config.batch_p, config.batch_k, seed=config.seed)
         sampler.set_epoch(epoch)
@@ -115,11 +122,12 @@ def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperatu
                 break
             if batch is None:
                 continue
-            images, targets = batch
-            features = model.head.bottleneck(model.pooled(images))  # the neck feature, as clustered
-            loss = memory.loss(features, targets)
+            images, targets = (t.to(accelerator.device) for t in batch)
+            with accelerator.autocast():
+                features = model.head.bottleneck(model.pooled(images))  # the neck feature, as clustered
+                loss = memory.loss(features, targets)
             optimizer.zero_grad()
-            loss.backward()
+            accelerator.backward(loss)
             optimizer.step()
             memory.update(features, targets)
             losses.append(loss.item())
@@ -129,15 +137,15 @@ def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperatu
                                                           if not k.startswith("head.classifier")},
                         {"optimizer": optimizer.state_dict()}, config.keep_checkpoints)
     if labels is None:  # resumed after the last epoch: the final clusters again
-        labels, memory = _cluster(model, records, config, eps, min_samples, temperature, momentum)
+        labels, memory = _cluster(model, records, config, eps, min_samples, temperature, momentum, accelerator.device)
     _finish(out, model, memory, labels, records, config)
     return out
 
 
-def _cluster(model, records, config, eps, min_samples, temperature, momentum):
+def _cluster(model, records, config, eps, min_samples, temperature, momentum, device: torch.device):
     """Pseudo-identities of the training images under the current model, and their memory."""
     model.eval()
-    extractor = TorchReidModel(model, tuple(config.input_size), flip=False)
+    extractor = TorchReidModel(model, tuple(config.input_size), device, flip=False)
     features, kept = extract_features(extractor, records, tuple(config.input_size), desc="cluster features")
     if len(kept) != len(records):
         raise DiffreidError("unreadable training images: run `diffreid data check` and remove them")

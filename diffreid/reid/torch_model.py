@@ -10,6 +10,7 @@ from torch import nn
 
 from diffreid.reid.backbones import create_backbone, match_backbone
 from diffreid.reid.onnx_model import IMAGENET_MEAN, IMAGENET_STD
+from diffreid.runtime import default_device
 from diffreid.training.weights import read_state_dict
 
 DEFAULT_INPUT_SIZE = (256, 128)
@@ -24,7 +25,7 @@ class TorchReidModel:
 
     def __init__(self, module: nn.Module, input_size: tuple[int, int] = DEFAULT_INPUT_SIZE,
                  device: str | torch.device | None = None, flip: bool = False):
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(device) if device else default_device()
         self.module = module.to(self.device).eval()
         self.input_size = tuple(input_size)
         self.flip = flip
