@@ -8,10 +8,19 @@ import sys
 from pathlib import Path
 
 from diffreid import __version__
-from diffreid.config import CaptionConfig, GenerateConfig
+from diffreid.config import (BASE_TRAIN_IIR, DTYPES, FINETUNE_IIR, PRECISIONS, SETTINGS, CaptionConfig, EvaluateConfig,
+                             FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig)
 from diffreid.data.records import SPLITS
+from diffreid.data.small_protocols import SMALL_BENCHMARKS
 from diffreid.errors import DiffreidError
-from diffreid.pipeline.study import QUESTIONS
+from diffreid.evaluation.distance import METRICS
+from diffreid.evaluation.rank import PROTOCOLS
+from diffreid.filtering.scores import SCORES
+from diffreid.judges.attribute_classifier import judge_backbones
+from diffreid.judges.peta_judge import train_judge
+from diffreid.pipeline.study import QUESTIONS, STUDY_INITS, study
+from diffreid.run_spec import DEMO_PRESETS
+from diffreid.small_benchmark import run as small_benchmark
 from diffreid.synthesis.captioners import CAPTIONERS
 
 
@@ -31,7 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"diffreid {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_data, _add_caption, _add_finetune, _add_generate, _add_filter, _add_evaluate, _add_training,
+                _add_setting, _add_base_train, _add_run, _add_study, _add_judges, _add_export, _add_benchmark):
+        add(commands)
+    return parser
 
+
+def _add_data(commands) -> None:
     data = commands.add_parser("data", help="inspect Re-ID datasets and render procedural persons")
     data_commands = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND", required=True)
     check = data_commands.add_parser("check", help="count identities, images and cameras per split and list problems")
@@ -41,18 +56,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = data_commands.add_parser("synth", help="render a procedural person dataset in Market-1501 layout")
     synth.add_argument("--out", type=Path, required=True, help="output dataset directory")
-    synth.add_argument("--identities", type=int, default=100, help="number of identities (default 100)")
-    synth.add_argument("--style", default=None, help="visual style (default: the default style)")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--identities", type=int, default=SynthConfig.identities,
+                       help=f"number of identities (default {SynthConfig.identities})")
+    synth.add_argument("--style", default=SynthConfig.style, help="visual style (default: the default style)")
+    synth.add_argument("--seed", type=int, default=SynthConfig.seed, help=f"random seed (default {SynthConfig.seed})")
     synth.set_defaults(handler=_data_synth)
 
+
+def _add_caption(commands) -> None:
     caption = commands.add_parser("caption", help="caption a dataset's images, one description per identity (LPE)")
     caption.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset to caption")
     caption.add_argument("--out", type=Path, required=True, help="folder for captions.jsonl and identities.jsonl")
     caption.add_argument("--captioner", choices=CAPTIONERS, default=CaptionConfig.captioner)
     caption.add_argument("--model", default=CaptionConfig.model,
                          help=f"blip2: a local BLIP-2 folder or a hub id (default {CaptionConfig.model})")
-    caption.add_argument("--attributes", type=Path, default=None,
+    caption.add_argument("--attributes", type=Path, default=CaptionConfig.attributes,
                          help="attributes: attributes.json, market_attribute.mat, duke_attribute.mat or a PETA "
                               "Label.txt (default: attributes.json in the dataset root; for a PETA set, the "
                               "Label.txt beside its images)")
@@ -61,18 +79,23 @@ def build_parser() -> argparse.ArgumentParser:
     caption.add_argument("--prompt", default=CaptionConfig.prompt, help="blip2: the text each caption continues")
     caption.add_argument("--num-beams", type=int, default=CaptionConfig.num_beams, help="blip2: beam width (1: greedy)")
     caption.add_argument("--max-new-tokens", type=int, default=CaptionConfig.max_new_tokens)
-    caption.add_argument("--device", default=None, help="blip2: torch device (default: cuda when there is one)")
+    caption.add_argument("--device", default=CaptionConfig.device,
+                         help="blip2: torch device (default: cuda when there is one)")
     caption.add_argument("--fixed-caption", default=CaptionConfig.fixed_caption, help="fixed: every image's caption")
     caption.add_argument("--shard", default=None, metavar="K/N", help="caption identities K, K+N, ... only")
     caption.set_defaults(handler=_caption)
 
+
+def _add_finetune(commands) -> None:
+    """Flags left at None keep FinetuneConfig's default (the config is built from those given)."""
     tune = commands.add_parser("finetune", help="fine-tune a base model on identities: IIR tokens, LoRA, "
                                                  "Diversity Injection (FSPP); resumes a killed run")
     tune.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset whose train identities to learn")
     tune.add_argument("--captions", type=Path, required=True, help="folder written by diffreid caption")
-    tune.add_argument("--base-model", default="tiny", help="tiny, a model folder or a hub id of SD v1.x")
+    tune.add_argument("--base-model", default=FinetuneConfig.base_model,
+                      help="tiny, a model folder or a hub id of SD v1.x")
     tune.add_argument("--out", type=Path, required=True, help="the generator folder")
-    tune.add_argument("--iir", choices=("table", "encoder"), default=None)
+    tune.add_argument("--iir", choices=FINETUNE_IIR, default=None)
     tune.add_argument("--encoder-model", default=None, help="--iir encoder: the Re-ID model whose features it reads")
     tune.add_argument("--identity-tokens", type=int, default=None, metavar="K",
                       help="identity tokens per identity (IIR); 0: without the IIR")
@@ -85,44 +108,52 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--steps", type=int, default=None)
     tune.add_argument("--batch-size", type=int, default=None)
     tune.add_argument("--lr", type=float, default=None)
-    tune.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    tune.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
     tune.add_argument("--gradient-checkpointing", action="store_true")
     tune.add_argument("--seed", type=int, default=None)
     tune.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="any other FinetuneConfig field, value in YAML (e.g. --set lora_targets=[to_q,to_v])")
     tune.set_defaults(handler=_finetune)
 
+
+def _add_generate(commands) -> None:
     gen = commands.add_parser("generate", help="sample new images of every identity of a generator, or of every "
                                                "person of a dataset split from their own images (--references)")
     gen.add_argument("--generator", type=Path, required=True,
                      help="folder written by diffreid finetune; with --references, a base model that reads "
                           "reference images (tiny, or a `base-train --iir reference` run's model/)")
-    gen.add_argument("--references", default=None, metavar="FORMAT:ROOT",
+    gen.add_argument("--references", default=GenerateConfig.references, metavar="FORMAT:ROOT",
                      help="draw every identity of --split from its own images, no fine-tuning (zero-shot)")
-    gen.add_argument("--split", default="query", choices=("train", "query", "gallery"),
-                     help="the references' split (default query: e.g. cuhk01-485's test people, camera A)")
-    gen.add_argument("--captions", type=Path, default=None,
+    gen.add_argument("--split", default=GenerateConfig.split, choices=SPLITS,
+                     help=f"the references' split (default {GenerateConfig.split}: e.g. cuhk01-485's test people, "
+                          "camera A)")
+    gen.add_argument("--captions", type=Path, default=GenerateConfig.captions,
                      help="with --references: a diffreid caption folder of that dataset (descriptions in prompts)")
     gen.add_argument("--reference-guidance", type=float, default=GenerateConfig.reference_guidance,
                      help=f"with --references: guidance towards the reference image "
                           f"(default {GenerateConfig.reference_guidance:g}; 1: none)")
-    gen.add_argument("--strength", type=float, default=1.0,
-                     help="with --references: 1 (default) draws from noise; below 1, from the reference noised "
-                          "to that level (img2img variations: nearer the person and nearer the reference image)")
+    gen.add_argument("--strength", type=float, default=GenerateConfig.strength,
+                     help=f"with --references: 1 draws from noise (default {GenerateConfig.strength:g}); below 1, from "
+                          "the reference noised to that level (img2img variations: nearer the person and nearer "
+                          "the reference image)")
     gen.add_argument("--out", type=Path, required=True)
-    gen.add_argument("--per-identity", type=int, default=10)
-    gen.add_argument("--shard", default=None, metavar="K/N", help="generate identities K, K+N, ... only")
+    gen.add_argument("--per-identity", type=int, default=GenerateConfig.per_identity)
+    gen.add_argument("--shard", default=GenerateConfig.shard, metavar="K/N",
+                     help="generate identities K, K+N, ... only")
     gen.add_argument("--identities", type=int, nargs="+", default=None, metavar="PID",
                      help="only these person ids (a preview; their images are those a full run makes)")
-    gen.add_argument("--steps", type=int, default=25, help="DPM-Solver++ steps")
-    gen.add_argument("--guidance", type=float, default=5.0, help="classifier-free guidance scale")
+    gen.add_argument("--steps", type=int, default=GenerateConfig.steps, help="DPM-Solver++ steps")
+    gen.add_argument("--guidance", type=float, default=GenerateConfig.guidance,
+                     help="classifier-free guidance scale")
     gen.add_argument("--no-injection", action="store_true", help="no Diversity Injection attributes in the prompts")
-    gen.add_argument("--batch-size", type=int, default=8)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.add_argument("--dtype", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    gen.add_argument("--batch-size", type=int, default=GenerateConfig.batch_size)
+    gen.add_argument("--seed", type=int, default=GenerateConfig.seed)
+    gen.add_argument("--dtype", choices=DTYPES, default=GenerateConfig.dtype)
     gen.add_argument("--compile", action="store_true", help="torch.compile the UNet (GPU)")
     gen.set_defaults(handler=_generate)
 
+
+def _add_filter(commands) -> None:
     filt = commands.add_parser("filter", help="keep generated images a Re-ID model is confident about (CTF); "
                                               "write Diff-Person in Market-1501 layout")
     filt.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
@@ -130,36 +161,45 @@ def build_parser() -> argparse.ArgumentParser:
                       help="a Re-ID model (ONNX, OSNet .pth, training run) for the images generated from SOURCE "
                            "(its FORMAT:ROOT or format); repeat to average several")
     filt.add_argument("--out", type=Path, required=True, help="the Diff-Person folder")
-    filt.add_argument("--score", choices=("cosine", "margin", "prob"), default="cosine")
-    filt.add_argument("--threshold", type=float, default=None, help="a fixed bar (default: calibrated)")
-    filt.add_argument("--percentile", type=float, default=5.0,
-                      help="calibration: this percentile of real images' cross-camera scores (default 5)")
-    filt.add_argument("--near-duplicate", type=float, default=0.98, metavar="COSINE",
-                      help="drop images at least this similar to one of their source images (default 0.98)")
+    filt.add_argument("--score", choices=SCORES, default=FilterConfig.score)
+    filt.add_argument("--threshold", type=float, default=FilterConfig.threshold,
+                      help="a fixed bar (default: calibrated)")
+    filt.add_argument("--percentile", type=float, default=FilterConfig.percentile,
+                      help=f"calibration: this percentile of real images' cross-camera scores "
+                           f"(default {FilterConfig.percentile:g})")
+    filt.add_argument("--near-duplicate", type=float, default=FilterConfig.near_duplicate, metavar="COSINE",
+                      help=f"drop images at least this similar to one of their source images "
+                           f"(default {FilterConfig.near_duplicate:g})")
     filt.add_argument("--no-near-duplicate", action="store_true", help="keep near-copies of source images")
-    filt.add_argument("--reference-splits", nargs="+", choices=("train", "query", "gallery"), default=["train"],
+    filt.add_argument("--reference-splits", nargs="+", choices=SPLITS, default=list(FilterConfig.reference_splits),
                       metavar="SPLIT", help="the source splits whose real images are the reference and set the "
                                             "threshold (default: train, the training identities only; add query "
                                             "gallery only for a source that is never a target)")
-    filt.add_argument("--shard", default=None, metavar="K/N", help="filter identities K, K+N, ... only")
-    filt.add_argument("--batch-size", type=int, default=64)
+    filt.add_argument("--shard", default=FilterConfig.shard, metavar="K/N", help="filter identities K, K+N, ... only")
+    filt.add_argument("--batch-size", type=int, default=FilterConfig.batch_size)
     filt.set_defaults(handler=_filter)
 
+
+def _add_evaluate(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="rank query against gallery with a Re-ID model; mAP, CMC, mINP")
     evaluate.add_argument("--model", required=True,
                           help="a Re-ID model: an ONNX file, torchreid OSNet weights (.pth), a backbone (.safetensors) "
                                "or a training run's directory")
     evaluate.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset with query and gallery splits")
-    evaluate.add_argument("--out", type=Path, default=None, help="directory for results.json and rank lists")
+    evaluate.add_argument("--out", type=Path, default=EvaluateConfig.out,
+                          help="directory for results.json and rank lists")
     evaluate.add_argument("--rerank", action="store_true", help="apply k-reciprocal re-ranking (k1=20, k2=6, lambda=0.3)")
-    evaluate.add_argument("--rank-lists", type=int, default=0, metavar="K", help="save the top-10 rank list of K queries")
-    evaluate.add_argument("--batch-size", type=int, default=64)
-    evaluate.add_argument("--input-size", type=_input_size, default=None, metavar="HxW",
+    evaluate.add_argument("--rank-lists", type=int, default=EvaluateConfig.rank_lists, metavar="K",
+                          help="save the top-10 rank list of K queries")
+    evaluate.add_argument("--batch-size", type=int, default=EvaluateConfig.batch_size)
+    evaluate.add_argument("--input-size", type=_input_size, default=EvaluateConfig.input_size, metavar="HxW",
                           help="model input size when the model does not fix it, e.g. 256x128")
-    evaluate.add_argument("--metric", choices=("cosine", "euclidean"), default="cosine")
-    evaluate.add_argument("--protocol", choices=("market1501", "cuhk03"), default="market1501")
+    evaluate.add_argument("--metric", choices=METRICS, default=EvaluateConfig.metric)
+    evaluate.add_argument("--protocol", choices=PROTOCOLS, default=EvaluateConfig.protocol)
     evaluate.set_defaults(handler=_evaluate)
 
+
+def _add_training(commands) -> None:
     train = commands.add_parser("train", help="train a Re-ID model (BoT, AGW presets); resumes a killed run")
     _training_arguments(train)
     train.set_defaults(handler=_train)
@@ -169,23 +209,30 @@ def build_parser() -> argparse.ArgumentParser:
     _training_arguments(pretrain)
     pretrain.set_defaults(handler=_pretrain, preset="pretrain-paper")
 
+
+def _add_setting(commands) -> None:
     setting = commands.add_parser("setting", help="a downstream setting: train with an init, test, add a row to "
                                                   "the results table")
-    setting.add_argument("name", choices=("supervised", "small-scale", "few-shot", "usl", "uda", "dg"))
+    setting.add_argument("name", choices=SETTINGS)
     setting.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                          help="training dataset (dg: a source; repeat for several)")
-    setting.add_argument("--target", default=None, metavar="FORMAT:ROOT", help="test dataset (default: --data)")
-    setting.add_argument("--init", default="imagenet", help="imagenet, imagenet:FILE_OR_HUB_ID, scratch, or a "
-                                                            "pre-trained backbone.safetensors")
-    setting.add_argument("--preset", default="bot-r50", help="training preset (bot-r50, agw-r50, bot-r18-cpu, ...)")
-    setting.add_argument("--fraction", type=float, default=None,
+    setting.add_argument("--target", default=SettingConfig.target, metavar="FORMAT:ROOT",
+                         help="test dataset (default: --data)")
+    setting.add_argument("--init", default=SettingConfig.init, help="imagenet, imagenet:FILE_OR_HUB_ID, scratch, or a "
+                                                                    "pre-trained backbone.safetensors")
+    setting.add_argument("--preset", default=SettingConfig.preset,
+                         help="training preset (bot-r50, agw-r50, bot-r18-cpu, ...)")
+    setting.add_argument("--fraction", type=float, default=SettingConfig.fraction,
                          help="small-scale: of the identities (0.25); few-shot: of each identity's images (0.1)")
     setting.add_argument("--one-per-camera", action="store_true", help="few-shot: one image per camera")
     setting.add_argument("--out", type=Path, required=True, help="the run's folder")
-    setting.add_argument("--table", type=Path, default=None, help="results table folder (default: OUT/../results)")
-    setting.add_argument("--eps", type=float, default=0.6, help="usl / uda: DBSCAN radius on Jaccard distances")
-    setting.add_argument("--min-samples", type=int, default=4, help="usl / uda: DBSCAN core size")
-    setting.add_argument("--seed", type=int, default=0)
+    setting.add_argument("--table", type=Path, default=SettingConfig.table,
+                         help="results table folder (default: OUT/../results)")
+    setting.add_argument("--eps", type=float, default=SettingConfig.eps,
+                         help="usl / uda: DBSCAN radius on Jaccard distances")
+    setting.add_argument("--min-samples", type=int, default=SettingConfig.min_samples,
+                         help="usl / uda: DBSCAN core size")
+    setting.add_argument("--seed", type=int, default=SettingConfig.seed)
     setting.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field")
     setting.set_defaults(handler=_setting)
 
@@ -193,6 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("table", type=Path, help="results table folder (holds results.csv)")
     compare.set_defaults(handler=_compare)
 
+
+def _add_base_train(commands) -> None:
+    """Flags left at None keep BaseTrainConfig's default (the config is built from those given)."""
     base = commands.add_parser("base-train", help="train the miniature base model on captioned person images; "
                                                   "resumes a killed run")
     base.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
@@ -201,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--init", default=None, metavar="tiny|FOLDER",
                       help="go on training this miniature (the packaged one, or a base-train run's model/); "
                            "default: a new one from scratch")
-    base.add_argument("--iir", choices=("reference",), default=None,
+    base.add_argument("--iir", choices=BASE_TRAIN_IIR, default=None,
                       help="reference: the UNet also reads another image of the same person (the image-level IIR), "
                            "so `generate --references` draws people it never saw from their images")
     base.add_argument("--steps", type=int, default=None)
@@ -211,12 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("--codec", type=Path, default=None, help="folder with taef2_encoder.pth / taef2_decoder.pth")
     base.add_argument("--tokenizer", type=Path, default=None, help="folder with CLIP's vocab.json and merges.txt")
     base.add_argument("--real-caption", default=None, help="caption of images without attributes")
-    base.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    base.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
     base.add_argument("--seed", type=int, default=None)
     base.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                       help="any other BaseTrainConfig field, value in YAML (e.g. --set unet_channels=[64,128])")
     base.set_defaults(handler=_base_train)
 
+
+def _add_run(commands) -> None:
     pipeline = commands.add_parser("run", help="every stage from one YAML config (caption, finetune, generate, "
                                                "filter, pretrain, settings, report); the same command resumes")
     pipeline.add_argument("config", type=Path, help="a run config, e.g. configs/demo-quick.yaml")
@@ -226,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the whole paradigm in miniature on procedural persons, nothing "
                                             "downloaded (diffreid run on a demo preset)")
-    demo.add_argument("--preset", choices=("quick", "full"), default="quick",
+    demo.add_argument("--preset", choices=DEMO_PRESETS, default=DEMO_PRESETS[0],
                       help="quick: about 5 minutes on 2 CPU cores (measured 4 min 53 s); full: about 35 minutes (measured 33 min 44 s)")
     demo.add_argument("--out", type=Path, required=True, help="the run's folder")
     demo.add_argument("--target", default=None, metavar="FORMAT:ROOT",
@@ -240,23 +292,28 @@ def build_parser() -> argparse.ArgumentParser:
                       help="the CTF's Re-ID model (e.g. an OSNet .onnx) instead of the run's source-only model")
     demo.set_defaults(handler=_demo)
 
+
+def _add_study(commands) -> None:
+    defaults = _defaults(study)
     questions = commands.add_parser("study", help="the questions the paper leaves open, on a finished run: CTF "
                                                "kept fraction, synthetic/real/both, sequence length, without "
                                                "IIR, without DI")
     questions.add_argument("run", type=Path, help="a finished `diffreid run` / `diffreid demo` folder")
     questions.add_argument("--out", type=Path, required=True, help="the study's folder (resumable)")
-    questions.add_argument("--questions", nargs="+", default=list(QUESTIONS), choices=QUESTIONS, metavar="Q",
-                        help=f"which to measure (default: all of {', '.join(QUESTIONS)})")
-    questions.add_argument("--keep", nargs="+", type=float, default=[1.0, 0.8, 0.6, 0.4, 0.2],
-                        help="ctf: kept fractions of the generated images (1.0: without the CTF)")
-    questions.add_argument("--lengths", nargs="+", type=int, default=[1, 2],
-                        help="sequence: images per identity given to fine-tuning")
-    questions.add_argument("--consistency-model", default=None, metavar="MODEL",
-                        help="the Re-ID model judging identity consistency (default: the run's source-only model)")
-    questions.add_argument("--init", default="diff-person", choices=("diff-person", "imagenet+diff-person"),
-                        help="which Diff-Person initialisation the variants pre-train")
+    questions.add_argument("--questions", nargs="+", default=list(defaults["questions"]), choices=QUESTIONS,
+                           metavar="Q", help=f"which to measure (default: all of {', '.join(QUESTIONS)})")
+    questions.add_argument("--keep", nargs="+", type=float, default=list(defaults["keep"]),
+                           help="ctf: kept fractions of the generated images (1.0: without the CTF)")
+    questions.add_argument("--lengths", nargs="+", type=int, default=list(defaults["lengths"]),
+                           help="sequence: images per identity given to fine-tuning")
+    questions.add_argument("--consistency-model", default=defaults["consistency_model"], metavar="MODEL",
+                           help="the Re-ID model judging identity consistency (default: the run's source-only model)")
+    questions.add_argument("--init", default=defaults["init"], choices=STUDY_INITS,
+                           help="which Diff-Person initialisation the variants pre-train")
     questions.set_defaults(handler=_study)
 
+
+def _add_judges(commands) -> None:
     judge = commands.add_parser("consistency", help="are generated images their person? A Re-ID model nobody "
                                                     "trained on them scores each generated folder against the real "
                                                     "images of its identities")
@@ -269,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     judge.add_argument("--out", type=Path, default=None, help="write the scores here as JSON")
     judge.set_defaults(handler=_consistency)
 
+    defaults = _defaults(train_judge)
     attrs = commands.add_parser("attributes", help="train the attribute classifier that judges generators "
                                                    "(prompt fidelity, attribute diversity) on procedural persons "
                                                    "or on real people's PETA labels, or the view judge")
@@ -281,13 +339,13 @@ def build_parser() -> argparse.ArgumentParser:
                             "image's view read from its file name (SARC3D, MIT)")
     attrs.add_argument("--held-out-fraction", type=float, default=None, metavar="F",
                        help="PETA and views: share of each set's identities held out of training and scored "
-                            "(default 0.2)")
+                            f"(default {defaults['held_out_fraction']:g})")
     attrs.add_argument("--out", type=Path, required=True)
-    attrs.add_argument("--epochs", type=int, default=4)
-    attrs.add_argument("--batch-size", type=int, default=64)
-    attrs.add_argument("--backbone", default="resnet18", choices=("resnet18", "mobilenet_v2"))
-    attrs.add_argument("--init", default="scratch", help="scratch, imagenet:FILE or a weights file")
-    attrs.add_argument("--seed", type=int, default=0)
+    attrs.add_argument("--epochs", type=int, default=defaults["epochs"])
+    attrs.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    attrs.add_argument("--backbone", default=defaults["backbone"], choices=judge_backbones())
+    attrs.add_argument("--init", default=defaults["init"], help="scratch, imagenet:FILE or a weights file")
+    attrs.add_argument("--seed", type=int, default=defaults["seed"])
     attrs.set_defaults(handler=_attributes)
 
     spread = commands.add_parser("diversity", help="attribute values generated images show that their identity's "
@@ -311,11 +369,16 @@ def build_parser() -> argparse.ArgumentParser:
     faithful.add_argument("--out", type=Path, default=None, help="write the accuracies here as JSON")
     faithful.set_defaults(handler=_fidelity)
 
+
+def _add_export(commands) -> None:
     export = commands.add_parser("export", help="write a trained run's backbone with torchvision / timm key names")
     export.add_argument("run", type=Path, help="training run directory")
     export.add_argument("--out", type=Path, required=True, help="output .safetensors file")
     export.set_defaults(handler=_export)
 
+
+def _add_benchmark(commands) -> None:
+    defaults = _defaults(small_benchmark)
     bench = commands.add_parser("benchmark", help="benchmark Re-ID models on standard test protocols")
     bench_commands = bench.add_subparsers(dest="benchmark_command", metavar="SUBCOMMAND", required=True)
     small = bench_commands.add_parser("small", help="PRID, GRID, i-LIDS with their classic protocols over seeded "
@@ -323,16 +386,25 @@ def build_parser() -> argparse.ArgumentParser:
     small.add_argument("--model", action="append", required=True, metavar="MODEL",
                        help="a Re-ID model (as evaluate --model takes) or color-histogram; repeat for several")
     small.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, splits/")
-    small.add_argument("--trials", type=int, default=10, help="random trials per set (default 10)")
-    small.add_argument("--seed", type=int, default=0, help="seed of the trials' draws (default 0)")
+    small.add_argument("--trials", type=int, default=defaults["trials"],
+                       help=f"random trials per set (default {defaults['trials']})")
+    small.add_argument("--seed", type=int, default=defaults["seed"],
+                       help=f"seed of the trials' draws (default {defaults['seed']})")
     small.add_argument("--list", action="store_true", help="write each trial as a list dataset under OUT/splits/")
     small.add_argument("--peta", type=Path, default=None, metavar="ROOT",
                        help="the folder holding PETA's PRID/, GRID/, i-LID/ (default: ../shared/data/peta)")
-    small.add_argument("--datasets", nargs="+", default=["prid", "grid", "ilids"], metavar="SET",
-                       help="which sets: prid grid ilids (default: all three)")
-    small.add_argument("--batch-size", type=int, default=64)
+    small.add_argument("--datasets", nargs="+", default=list(defaults["datasets"]), metavar="SET",
+                       help=f"which sets: {' '.join(SMALL_BENCHMARKS)} (default: all three)")
+    small.add_argument("--batch-size", type=int, default=defaults["batch_size"])
     small.set_defaults(handler=_benchmark_small)
-    return parser
+
+
+def _defaults(function) -> dict:
+    """A library function's keyword defaults, so that a command's defaults are the function's own."""
+    import inspect
+
+    return {name: p.default for name, p in inspect.signature(function).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 def _training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -350,7 +422,7 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-k", type=int, default=None, help="images per identity")
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--input-size", type=_input_size, default=None, metavar="HxW")
-    parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default=None)
+    parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
     parser.add_argument("--grad-accumulation", type=int, default=None)
     parser.add_argument("--eval-data", default=None, metavar="FORMAT:ROOT", help="evaluate on its query / gallery")
     parser.add_argument("--eval-every", type=int, default=None, metavar="EPOCHS")
@@ -570,7 +642,7 @@ def _attributes(args: argparse.Namespace) -> int:
     settings = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, backbone=args.backbone,
                     init=args.init)
     print(f"training the {'view judge' if args.judge == 'views' else 'attribute classifier'} into {args.out}")
-    fraction = 0.2 if args.held_out_fraction is None else args.held_out_fraction
+    fraction = _defaults(train_judge)["held_out_fraction"] if args.held_out_fraction is None else args.held_out_fraction
     if args.judge == "views":
         train_view_judge(args.data, args.out, held_out_fraction=fraction, **settings)
     elif is_peta(args.data):

@@ -6,6 +6,13 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+# the values some fields take, named once for the configs, their checks and the CLI's choices
+PRECISIONS = ("auto", "no", "fp16", "bf16")  # accelerate's mixed precision; "auto": per device
+DTYPES = ("auto", "fp32", "fp16", "bf16")  # generate's weights; "auto": fp16 / bf16 on CUDA, fp32 on CPU
+FINETUNE_IIR = ("table", "encoder")  # identity learnt per identity, or read from Re-ID features
+BASE_TRAIN_IIR = ("reference",)  # the UNet reads another image of the person
+SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")  # the paper's downstream settings
+
 
 @dataclass
 class SynthConfig:
@@ -267,7 +274,8 @@ class GenerateConfig:
     references: str | None = None  # FORMAT:ROOT: draw each identity of `split` from its own images (zero-shot)
     split: str = "query"  # the references' split whose identities are drawn
     captions: Path | None = None  # references: a `diffreid caption` folder whose descriptions join the prompts
-    reference_guidance: float = 8.0  # references: guidance towards the reference image (1: none); sampling's REFERENCE_GUIDANCE
+    # references: s_r, the pull towards the reference image (1: none); the best of 1-16 on unseen CUHK01 people
+    reference_guidance: float = 8.0
     strength: float = 1.0  # references: 1 draws from noise alone; below, from the reference noised to that level
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all

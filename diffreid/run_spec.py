@@ -23,12 +23,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
+from diffreid.config import (SETTINGS, TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
                              build_config, load_train_config)
 from diffreid.errors import DiffreidError
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
-SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
+DEMO_PRESETS = ("quick", "full")  # configs/demo-<preset>.yaml
 TOP_LEVEL = ("seed", "seeds", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate",
              "filter", "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
 SETTING_KEYS = ("name", "label", "preset", "fraction", "one_per_camera", "eps", "min_samples", "sources")

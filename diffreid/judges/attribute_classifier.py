@@ -47,6 +47,14 @@ def read_labels(attributes: dict) -> dict[str, str]:
     return {attribute_name(p, f): attributes.get(p, {}).get(f, "none") for p, f in ATTRIBUTES}
 
 
+def judge_backbones() -> list[str]:
+    """The backbones that take the judge's input size (the transformers are built for 256 x 128 only)."""
+    from diffreid.reid.backbones import list_backbones
+    from diffreid.reid.backbones.timm_models import SWIN, VIT
+
+    return [name for name in list_backbones() if name not in {*SWIN, *VIT}]
+
+
 class AttributeNet(nn.Module):
     """A backbone (ResNet-18 by default; MobileNetV2 from its ImageNet weights learns colours faster)
     with one linear head per attribute."""

@@ -36,19 +36,20 @@ from diffreid.training.checkpoints import prune_checkpoints
 log = logging.getLogger(__name__)
 
 QUESTIONS = ("ctf", "data", "sequence", "iir", "di")
+STUDY_INITS = ("diff-person", "imagenet+diff-person")  # what the variants pre-train: from scratch, or from ImageNet
 SHARED = ("datasets", "sources/*/captions", "pretrain/source-only")  # what no variant changes
 GENERATED = ("sources/*/generator", "sources/*/generated")
 
 
 def study(run: str | Path, out: str | Path, questions: tuple[str, ...] = QUESTIONS,
           keep: tuple[float, ...] = (1.0, 0.8, 0.6, 0.4, 0.2), lengths: tuple[int, ...] = (1, 2),
-          consistency_model: str | None = None, init: str = "diff-person") -> Path:
+          consistency_model: str | None = None, init: str = STUDY_INITS[0]) -> Path:
     run, out = Path(run), Path(out)
     unknown = sorted(set(questions) - set(QUESTIONS))
     if unknown:
         raise DiffreidError(f"unknown question(s) {', '.join(unknown)}; questions: {', '.join(QUESTIONS)}")
-    if init not in ("diff-person", "imagenet+diff-person"):
-        raise DiffreidError(f"--init {init!r}: a study pre-trains diff-person or imagenet+diff-person")
+    if init not in STUDY_INITS:
+        raise DiffreidError(f"--init {init!r}: a study pre-trains {' or '.join(STUDY_INITS)}")
     report_path = run / "report.json"
     if not report_path.is_file():
         raise DiffreidError(f"{run}: not a finished `diffreid run` (no report.json); run it to the end first")

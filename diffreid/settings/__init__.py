@@ -1,5 +1,5 @@
 """The downstream settings pre-trained backbones are judged in (Diffusion-ReID, section 4)."""
 
-from diffreid.settings.run import SETTINGS, run
+from diffreid.settings.run import run
 
-__all__ = ["SETTINGS", "run"]
+__all__ = ["run"]

@@ -17,12 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from diffreid.artifacts import write_json_atomic
-from diffreid.config import EvaluateConfig, SettingConfig, config_dict, load_train_config
+from diffreid.config import SETTINGS, EvaluateConfig, SettingConfig, config_dict, load_train_config
 from diffreid.data.subsets import subset_spec
 from diffreid.errors import DiffreidError
 from diffreid.settings.table import append_row
 
-SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")
 
 
 def training_data(config: SettingConfig, out: Path) -> tuple[tuple[str, ...], str]:

@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from diffreid.artifacts import atomic_path, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
-from diffreid.config import BaseTrainConfig, config_dict
+from diffreid.config import BASE_TRAIN_IIR, BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
@@ -161,7 +161,7 @@ def run(config: BaseTrainConfig) -> Path:
     from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
-    if config.iir not in (None, "reference"):
+    if config.iir not in (None, *BASE_TRAIN_IIR):
         raise DiffreidError(f"iir {config.iir!r}: base-train knows \"reference\" (a reference image read by the "
                             "UNet); identity tokens are learnt per dataset by `diffreid finetune --iir table|encoder`")
     with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:

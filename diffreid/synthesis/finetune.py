@@ -30,7 +30,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
-from diffreid.config import FinetuneConfig, config_dict
+from diffreid.config import FINETUNE_IIR, FinetuneConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
 from diffreid.runtime import resolve_precision
@@ -169,8 +169,8 @@ def _identity_model(config: FinetuneConfig, model: BaseModel, pids: list[int], r
     anchor = anchor_embedding(model.tokenizer, model.text_encoder)
     if config.iir == "table":
         return IdentityTable(len(pids), config.identity_tokens, anchor, seed=config.seed)
-    if config.iir != "encoder":
-        raise DiffreidError(f"unknown IIR {config.iir!r}; use table or encoder")
+    if config.iir not in FINETUNE_IIR:
+        raise DiffreidError(f"unknown IIR {config.iir!r}; use {' or '.join(FINETUNE_IIR)}")
     if not config.encoder_model:
         raise DiffreidError("--iir encoder reads identities' image features: give --encoder-model (a Re-ID model)")
     from diffreid.reid.features import extract_features

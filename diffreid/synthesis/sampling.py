@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from diffreid.config import GenerateConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 
-# s_r, the pull towards a reference image: the best of 1-16 on unseen CUHK01 people (docs/results.md)
-REFERENCE_GUIDANCE = 8.0
+REFERENCE_GUIDANCE = GenerateConfig.reference_guidance  # one default for generate, sampling and the pipeline
 
 
 def initial_noise(model: BaseModel, seeds: list[int]) -> torch.Tensor:

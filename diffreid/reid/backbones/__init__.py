@@ -16,6 +16,7 @@ know which one they hold:
 from __future__ import annotations
 
 import inspect
+import logging
 from pathlib import Path
 from typing import Callable
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from diffreid.errors import DiffreidError
 
+log = logging.getLogger(__name__)
 Builder = Callable[..., nn.Module]
 Filter = Callable[[dict, nn.Module], dict]
 _BACKBONES: dict[str, tuple[Builder, Filter | None]] = {}
@@ -78,9 +80,16 @@ def match_backbone(state_dict: dict[str, torch.Tensor], source: str | Path) -> s
 
     misfits = {}
     for name in list_backbones():
+        builder, filter_fn = _BACKBONES[name]
         with torch.device("meta"):
-            expected = _BACKBONES[name][0]().state_dict()
-        problems = mismatch(state_dict, expected)
+            model = builder()
+        expected = model.state_dict()
+        try:  # the backbone's own adapter first, as loading applies it (EfficientNet-PyTorch's key names)
+            candidate = filter_fn(state_dict, model) if filter_fn else state_dict
+        except Exception as error:  # weights of another family: the adapter cannot read them
+            log.debug("%s: %s's adapter does not take them: %s", source, name, error)
+            continue
+        problems = mismatch(candidate, expected)
         if not problems:
             return name
         if expected.keys() & state_dict.keys():
