@@ -136,6 +136,9 @@ def _add_generate(commands) -> None:
                      help=f"with --references: 1 draws from noise (default {GenerateConfig.strength:g}); below 1, from "
                           "the reference noised to that level (img2img variations: nearer the person and nearer "
                           "the reference image)")
+    gen.add_argument("--references-per-image", type=int, default=GenerateConfig.references_per_image, metavar="K",
+                     help="with --references: draw each image from K of the person's images at once (the model's "
+                          "predictions for each averaged; e.g. 2: both of a CUHK01 person's camera-A images)")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--per-identity", type=int, default=GenerateConfig.per_identity)
     gen.add_argument("--shard", default=GenerateConfig.shard, metavar="K/N",
@@ -508,7 +511,8 @@ def _generate(args: argparse.Namespace) -> int:
 
     config = GenerateConfig(generator=args.generator, out=args.out, references=args.references, split=args.split,
                             captions=args.captions, reference_guidance=args.reference_guidance,
-                            strength=args.strength, per_identity=args.per_identity, shard=args.shard,
+                            strength=args.strength, references_per_image=args.references_per_image,
+                            per_identity=args.per_identity, shard=args.shard,
                             identities=tuple(args.identities) if args.identities else None, steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
                             batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
     print(f"wrote {run(config)}")

@@ -277,6 +277,7 @@ class GenerateConfig:
     # references: s_r, the pull towards the reference image (1: none); the best of 1-16 on unseen CUHK01 people
     reference_guidance: float = 8.0
     strength: float = 1.0  # references: 1 draws from noise alone; below, from the reference noised to that level
+    references_per_image: int = 1  # references: images of the person each image is drawn from (predictions averaged)
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     identities: tuple[int, ...] | None = None  # only these person ids (a preview); None: all

@@ -102,18 +102,18 @@ def test_a_stable_diffusion_folder_stays_stable_diffusions(tmp_path):
     loaded = load_base_model(tmp_path / "sd")
     assert loaded.kind == "stable-diffusion" and loaded.image_size == (32, 16)
 
-    from diffreid.synthesis.finetune import Generator
+    from diffreid.synthesis.finetune import IdentityGenerator
 
     _tiny_generator(tmp_path / "sd", tmp_path / "gen").save_pretrained(tmp_path / "gen")  # fine-tuned on SD
     pipe.load_lora_weights(tmp_path / "gen")
-    assert torch.allclose(_unet_out(pipe.unet), _unet_out(Generator.from_pretrained(tmp_path / "gen").model.unet),
-                          atol=1e-5)
+    ours = IdentityGenerator.from_pretrained(tmp_path / "gen").model.unet
+    assert torch.allclose(_unet_out(pipe.unet), _unet_out(ours), atol=1e-5)
 
 
 def _tiny_generator(base, folder):
     """A generator with LoRA weights that change the UNet (random, not trained) and two identities."""
-    from diffreid.synthesis.finetune import Generator, _prepare_unet, generator_settings
-    from diffreid.synthesis.identity import IdentityTable, add_placeholders, anchor_embedding
+    from diffreid.synthesis.finetune import IdentityGenerator, _prepare_unet, generator_settings
+    from diffreid.synthesis.iir import IdentityTable, add_placeholders, anchor_embedding
 
     model = load_base_model(base)
     config = FinetuneConfig(data="market1501:none", captions=folder, out=folder, base_model=str(base),
@@ -127,7 +127,7 @@ def _tiny_generator(base, folder):
             if "lora_B" in name:
                 parameter.normal_(std=0.2)
     identities = [{"pid": pid, "description": f"person {pid}", "captions": []} for pid in (4, 7)]
-    return Generator(model, iir, ids, identities, generator_settings(config, model, iir, 8))
+    return IdentityGenerator(model, iir, ids, identities, generator_settings(config, model, iir, 8))
 
 
 def _unet_out(unet) -> torch.Tensor:
@@ -141,11 +141,11 @@ def _unet_out(unet) -> torch.Tensor:
 def test_generator_save_and_from_pretrained_and_its_lora_in_diffusers(tiny_base, tmp_path):
     from peft.utils import get_peft_model_state_dict
 
-    from diffreid.synthesis.finetune import Generator
+    from diffreid.synthesis.finetune import IdentityGenerator
 
     made = _tiny_generator(tiny_base, tmp_path / "gen")
     made.save_pretrained(tmp_path / "gen")
-    loaded = Generator.from_pretrained(tmp_path / "gen")
+    loaded = IdentityGenerator.from_pretrained(tmp_path / "gen")
     assert loaded.identities == made.identities and loaded.settings == made.settings
     assert torch.equal(loaded.iir.vectors, made.iir.vectors) and loaded.placeholder_ids == made.placeholder_ids
     with torch.no_grad():
@@ -165,7 +165,7 @@ def test_generator_save_and_from_pretrained_and_its_lora_in_diffusers(tiny_base,
     save_file({k: v.contiguous() for k, v in get_peft_model_state_dict(made.model.unet).items()},
               tmp_path / "gen" / "lora.safetensors")
     (tmp_path / "gen" / "pytorch_lora_weights.safetensors").unlink()
-    assert torch.allclose(_unet_out(Generator.from_pretrained(tmp_path / "gen").model.unet), ours, atol=1e-6)
+    assert torch.allclose(_unet_out(IdentityGenerator.from_pretrained(tmp_path / "gen").model.unet), ours, atol=1e-6)
 
 
 def test_pipeline_refuses_what_it_cannot_draw(tiny_base):

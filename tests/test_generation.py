@@ -15,7 +15,7 @@ from diffreid.config import CaptionConfig, FinetuneConfig, GenerateConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import load_base_model
 from diffreid.synthesis.diversity import VOCABULARY, injected_attributes, prior_preservation_loss, reference_prompt
-from diffreid.synthesis.identity import (
+from diffreid.synthesis.iir import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
 
 
@@ -89,7 +89,7 @@ def tiny_generator(tiny_persons, tiny_captions, tiny_base, tmp_path_factory):
 
 
 def test_finetune_writes_a_generator_and_trains_only_adapters_and_identities(tiny_generator, tiny_base):
-    from diffreid.synthesis.finetune import Generator
+    from diffreid.synthesis.finetune import IdentityGenerator
 
     for name in ("generator.json", "identities.json", "identity.safetensors", "pytorch_lora_weights.safetensors",
                  "loss.png", "samples.png", "manifest.json", "reference_set/prompts.jsonl",
@@ -99,7 +99,7 @@ def test_finetune_writes_a_generator_and_trains_only_adapters_and_identities(tin
     assert {"loss_identity", "loss_prior"} <= set(rows[-1])
     lora = load_file(tiny_generator / "pytorch_lora_weights.safetensors")
     assert lora and all("lora" in key and key.startswith("unet.") for key in lora)  # diffusers' key names
-    generator = Generator.from_pretrained(tiny_generator)
+    generator = IdentityGenerator.from_pretrained(tiny_generator)
     base = load_file(tiny_base / "unet" / "diffusion_pytorch_model.safetensors")
     merged = {k.replace(".base_layer", ""): v for k, v in generator.model.unet.state_dict().items() if "lora" not in k}
     assert all(torch.equal(base[k], merged[k]) for k in base)  # the base UNet itself is untouched

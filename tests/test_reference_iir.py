@@ -123,6 +123,23 @@ def test_guidance_on_reference_and_text_combines_three_branches():
     assert len(branches) == 2 and all((r == 0).all() for r, _ in branches) and weights == [-4.0, 5.0]
 
 
+def test_several_references_share_each_reference_branch_and_one_is_the_single_case():
+    model = new_miniature(TINY, seed=0, reference=True)
+    context, uncond = torch.randn(2, 77, 32), torch.randn(1, 77, 32)
+    first, second = (torch.randn(2, model.codec.latent_channels, *model.latent_size) for _ in range(2))
+    branches, weights = guidance_branches(model, context, uncond, [first, second], guidance=5.0, reference_guidance=8.0)
+    assert len(branches) == 5 and weights == [-7.0, 1.5, 1.5, 2.5, 2.5] and sum(weights) == pytest.approx(1.0)
+    assert [torch.equal(r, x) for (r, _), x in zip(branches[1:], (first, second, first, second))] == [True] * 4
+    for guidance in (5.0, 1.0):  # a list of one is the single reference, to the last digit
+        for scale in (8.0, 1.0):
+            one, w_one = guidance_branches(model, context, uncond, first, guidance, scale)
+            listed, w_listed = guidance_branches(model, context, uncond, [first], guidance, scale)
+            assert w_one == w_listed and all(torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+                                             for a, b in zip(one, listed))
+    branches, weights = guidance_branches(model, context, uncond, [first, second], guidance=1.0, reference_guidance=1.0)
+    assert weights == [0.5, 0.5] and all(torch.equal(c, context) for _, c in branches)
+
+
 def test_base_train_learns_from_references_and_widens_a_text_only_miniature(tiny_persons, tmp_path):
     out = base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "ref"))
     model = load_base_model(out / "model")
@@ -298,6 +315,31 @@ def test_strength_below_one_starts_from_the_reference(reference_base, tiny_perso
         _generate(reference_base, tiny_persons, tmp_path / "bad", strength=1.5, identities=(pid,))
     with pytest.raises(DiffreidError, match="give --references"):
         _generate(reference_base, tiny_persons, tmp_path / "bad", strength=0.5, references=None)
+
+
+def test_each_image_can_be_drawn_from_several_of_the_persons_images(reference_base, tiny_persons, tmp_path):
+    from diffreid.data import load_dataset
+    from diffreid.filtering.generated import read_generated
+
+    query = load_dataset(f"market1501:{tiny_persons}").query
+    own = {}
+    for r in sorted(query, key=lambda r: r.path):
+        own.setdefault(r.pid, []).append(Path(r.path).relative_to(tiny_persons).as_posix())
+    pid = next(p for p, paths in sorted(own.items()) if len(paths) >= 2)
+    single = _generate(reference_base, tiny_persons, tmp_path / "one", per_identity=2, identities=(pid,))
+    double = _generate(reference_base, tiny_persons, tmp_path / "two", per_identity=2, identities=(pid,),
+                       references_per_image=2)
+    entries = [json.loads(line) for line in (double / "manifest.jsonl").read_text().splitlines()]
+    n = len(own[pid])
+    for index, entry in enumerate(entries):  # each image starts at the next image, and the following one joins it
+        assert entry["references"] == [own[pid][index % n], own[pid][(index + 1) % n]]
+        assert entry["reference"] == entry["references"][0]
+    assert [len(i.references) for i in read_generated(double)[1]] == [2, 2]
+    assert "references" not in json.loads((single / "manifest.jsonl").read_text().splitlines()[0])
+    first = entries[0]["file"]
+    assert not np.array_equal(np.asarray(Image.open(single / first)), np.asarray(Image.open(double / first)))
+    with pytest.raises(DiffreidError, match="references-per-image 0"):
+        _generate(reference_base, tiny_persons, tmp_path / "bad", references_per_image=0, identities=(pid,))
 
 
 def test_generate_from_references_needs_a_model_that_reads_them(tiny_base, tiny_persons, tmp_path):

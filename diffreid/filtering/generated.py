@@ -22,6 +22,7 @@ class Generated:
     seed: int
     injected: tuple[str, ...]
     reference: str | None = None  # the source image it was drawn from (generate --references), under the source's root
+    references: tuple[str, ...] = ()  # every source image it was drawn from (--references-per-image), reference first
 
 
 def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
@@ -39,9 +40,11 @@ def read_generated(folder: str | Path) -> tuple[str, list[Generated]]:
     items = []
     for entry in read_jsonl(lines):  # a broken line is reported and skipped
         try:
+            reference = entry.get("reference")
             items.append(Generated(inside_root(folder, entry["file"], lines), int(entry["pid"]),
                                    entry.get("source", source), entry.get("prompt", ""), int(entry.get("seed", -1)),
-                                   tuple(entry.get("injected", ())), entry.get("reference")))
+                                   tuple(entry.get("injected", ())), reference,
+                                   tuple(entry.get("references") or ([reference] if reference else []))))
         except (ValueError, KeyError, TypeError) as error:
             log.warning("%s: an entry without file and pid skipped (%s): %s", lines, error, entry)
     return source, items

@@ -19,7 +19,7 @@ from diffreid.config import FilterConfig
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
 from diffreid.evaluation.distance import l2_normalize
-from diffreid.evaluation.features import evaluate_features
+from diffreid.evaluation.feature_metrics import evaluate_features
 from diffreid.filtering.generated import read_generated
 from diffreid.filtering.scorers import Scorer
 from diffreid.filtering.scores import Reference
@@ -99,8 +99,8 @@ def references_by_person(items: list, root: Path) -> dict[int, list[Path]]:
     """The reference images generated images were drawn from, per person (none for a fine-tuned generator)."""
     by_pid: dict[int, list[Path]] = {}
     for item in items:
-        if item.reference:
-            path = inside_root(root, item.reference, root).resolve()
+        for reference in item.references:
+            path = inside_root(root, reference, root).resolve()
             if path not in by_pid.setdefault(item.pid, []):
                 by_pid[item.pid].append(path)
     return by_pid

@@ -12,7 +12,7 @@ import numpy as np
 from diffreid.artifacts import write_json_atomic
 from diffreid.config import EvaluateConfig
 from diffreid.data import load_dataset
-from diffreid.evaluation.features import evaluate_distances, feature_distances
+from diffreid.evaluation.feature_metrics import evaluate_distances, feature_distances
 from diffreid.reid import extract_features, load_reid_model
 from diffreid.reid.features import extract_features_to_disk
 from diffreid.reid.rank_lists import save_rank_lists

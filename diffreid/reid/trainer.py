@@ -87,7 +87,7 @@ def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
 def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:
     """Rank-1 and mAP on eval_data's query / gallery with the model as it is now."""
     from diffreid.data import load_dataset
-    from diffreid.evaluation.features import evaluate_features
+    from diffreid.evaluation.feature_metrics import evaluate_features
     from diffreid.reid.features import extract_features
     from diffreid.reid.run_model import TrainedReidModel
 

@@ -12,8 +12,8 @@ GEN/ holds `generator.json` (base model, image size, K, IIR kind, adapter), `ide
 `identity.safetensors` (the IIR), `pytorch_lora_weights.safetensors` (the LoRA in diffusers'
 format: `pipeline.load_lora_weights(GEN)` reads it) or `unet/` (full), `config.yaml`,
 `checkpoints/step-NNNNNN/`, `train.log`, `metrics.jsonl`, `loss.png`, `samples.png` and
-`manifest.json`; `Generator.save_pretrained(GEN)` writes the model files and
-`Generator.from_pretrained(GEN)` reads them back.
+`manifest.json`; `IdentityGenerator.save_pretrained(GEN)` writes the model files and
+`IdentityGenerator.from_pretrained(GEN)` reads them back.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from diffreid.synthesis.base_train import cache_latents, denoising_loss
 from diffreid.synthesis.diversity import prior_preservation_loss, warn_unlearnt_phrases
 from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 from diffreid.training.curves import plot_curves
-from diffreid.synthesis.identity import (
+from diffreid.synthesis.iir import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
 from diffreid.synthesis.reference_set import build_reference_set, read_reference_set
 from diffreid.synthesis.sampling import grid, sample_latents, to_pil
@@ -66,7 +66,7 @@ def _lr_factor(config: FinetuneConfig, step: int) -> float:
 
 
 @dataclass
-class Generator:
+class IdentityGenerator:
     """A fine-tuned base model with its identities: what `diffreid generate` samples from."""
 
     model: BaseModel
@@ -112,7 +112,7 @@ class Generator:
         return folder
 
     @classmethod
-    def from_pretrained(cls, folder: str | Path) -> "Generator":
+    def from_pretrained(cls, folder: str | Path) -> "IdentityGenerator":
         """A folder written by `save_pretrained` (`diffreid finetune`'s output), on its base model."""
         folder = Path(folder)
         path = folder / "generator.json"
@@ -251,9 +251,9 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     seen: dict[int, set[str]] = {pid: set() for pid in pids}
     for label in labels:
         seen[pids[label[0]]].add(label[1])
-    generator = Generator(model, iir, placeholder_ids, [{"pid": pid, "description": descriptions.get(pid, ""),
-                                                         "captions": sorted(seen[pid] - {""})} for pid in pids],
-                          generator_settings(config, model, iir, len(train)))
+    identities = [{"pid": pid, "description": descriptions.get(pid, ""), "captions": sorted(seen[pid] - {""})}
+                  for pid in pids]
+    generator = IdentityGenerator(model, iir, placeholder_ids, identities, generator_settings(config, model, iir, len(train)))
     start, rows = _restore(out, model, iir, optimizer)
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
     unet, optimizer = accelerator.prepare(model.unet, optimizer)
@@ -304,7 +304,7 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
                             unit="step")
     unet.eval()
     generator.save_pretrained(out)
-    _sample_sheet(Generator.from_pretrained(out), out / "samples.png", config.sample_steps)
+    _sample_sheet(IdentityGenerator.from_pretrained(out), out / "samples.png", config.sample_steps)
     write_manifest(out, "finetune", config_dict(config),
                    counts={"images": len(labels), "identities": len(pids), "reference_images": len(reference_prompts),
                            "steps": config.steps},
@@ -357,7 +357,7 @@ def generator_settings(config: FinetuneConfig, model: BaseModel, iir: torch.nn.M
 
 
 @torch.no_grad()
-def _sample_sheet(generator: Generator, path: Path, steps: int, n: int = 8) -> None:
+def _sample_sheet(generator: IdentityGenerator, path: Path, steps: int, n: int = 8) -> None:
     """One image of each of the first identities, prompted with their descriptions."""
     chosen = list(range(min(n, len(generator.identities))))
     prompts = [identity_prompt(generator.k, generator.identities[i]["description"]) for i in chosen]

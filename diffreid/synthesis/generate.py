@@ -39,8 +39,8 @@ from diffreid.scaleout import local_device, merges_here, stage_shard
 from diffreid.synthesis.base_model import load_base_model
 from diffreid.synthesis.base_train import load_image
 from diffreid.synthesis.diversity import injected_attributes, warn_unlearnt_phrases
-from diffreid.synthesis.finetune import Generator
-from diffreid.synthesis.identity import identity_prompt
+from diffreid.synthesis.finetune import IdentityGenerator
+from diffreid.synthesis.iir import identity_prompt
 from diffreid.synthesis.sampling import sample_latents, to_pil
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class LearntIdentities:
     """The identities a fine-tuned generator learnt, drawn from their identity tokens."""
 
     def __init__(self, config: GenerateConfig):
-        self.generator = Generator.from_pretrained(config.generator)
+        self.generator = IdentityGenerator.from_pretrained(config.generator)
         self.model = self.generator.model
         self.data = self.generator.settings["data"]
         self.pids = [identity["pid"] for identity in self.generator.identities]
@@ -127,10 +127,14 @@ class ReferenceIdentities:
             seed = image_seed(config.seed, pid, index)
             injected = (injected_attributes(self.captions.get(pid, []) + [description], np.random.default_rng(seed))
                         if config.injection else [])
-            reference = references[index % len(references)]
+            # each image starts at the next of the person's images; with several per image, the following
+            # ones join it (cycling, so every image of a batch has as many)
+            chosen = [_relative(references[(index + j) % len(references)], self.root)
+                      for j in range(config.references_per_image)]
             entries.append({"file": f"images/{pid:04d}/{pid:04d}_{index:04d}.png", "pid": pid, "source": self.data,
                             "prompt": _description(description or BaseTrainConfig.real_caption, injected),
-                            "seed": seed, "injected": injected, "reference": _relative(reference, self.root)})
+                            "seed": seed, "injected": injected, "reference": chosen[0],
+                            **({"references": chosen} if len(chosen) > 1 else {})})
         return entries
 
     def _read(self, path: Path) -> bool:
@@ -147,7 +151,9 @@ class ReferenceIdentities:
     @torch.no_grad()
     def latents(self, batch: list[dict], positions: list[int], config: GenerateConfig) -> torch.Tensor:
         parameter = next(self.model.unet.parameters())
-        reference = self.model.codec.encode(torch.stack([self.pixels[e["reference"]] for e in batch]).to(parameter))
+        slots = zip(*(e.get("references", [e["reference"]]) for e in batch))  # the j-th reference of every image
+        reference = [self.model.codec.encode(torch.stack([self.pixels[key] for key in slot]).to(parameter))
+                     for slot in slots]
         context = self.model.encode_text([e["prompt"] for e in batch])
         return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
                               config.guidance, reference, config.reference_guidance, config.strength)
@@ -189,6 +195,10 @@ def run(config: GenerateConfig) -> Path:
     k, n = stage_shard(config.shard)
     if config.strength != 1.0 and not config.references:
         raise DiffreidError(f"--strength {config.strength}: starts from reference images; give --references")
+    if config.references_per_image != 1 and not config.references:
+        raise DiffreidError(f"--references-per-image {config.references_per_image}: give --references")
+    if config.references_per_image < 1:
+        raise DiffreidError(f"--references-per-image {config.references_per_image}: at least 1")
     out = Path(config.out)
     source = ReferenceIdentities(config) if config.references else LearntIdentities(config)
     source.to(local_device(), _dtype(config.dtype))

@@ -24,39 +24,45 @@ def initial_noise(model: BaseModel, seeds: list[int]) -> torch.Tensor:
 
 
 def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor,
-                      reference: torch.Tensor | None, guidance: float, reference_guidance: float):
+                      reference: torch.Tensor | list[torch.Tensor] | None, guidance: float, reference_guidance: float):
     """The UNet inputs to evaluate each step and the weights that combine their outputs.
 
     Text alone: classifier-free guidance, e(∅) + g·(e(text) − e(∅)). A model that reads a
     reference guides on both, as InstructPix2Pix does: e(∅, ∅) + r·(e(ref, ∅) − e(∅, ∅)) +
     g·(e(ref, text) − e(ref, ∅)), the reference's pull set apart from the prompt's. A
     dropped reference is zeros, the input the model was trained with for "no reference".
+    Several references per image (a list): each e(ref, ·) is their mean, so the image is
+    pulled towards what the person's photographs share rather than towards one of them.
     """
     uncond = uncond.expand(len(context), -1, -1).to(context)
+    references = [] if reference is None else list(reference) if isinstance(reference, (list, tuple)) else [reference]
     if not model.takes_reference:
-        reference = dropped = None
+        references, dropped = [], None
     else:
         dropped = torch.zeros(len(context), model.codec.latent_channels, *model.latent_size).to(context)
-        reference = None if reference is None else reference.to(context)
-    if reference is not None and reference_guidance != 1.0:
-        return ([(dropped, uncond), (reference, uncond), (reference, context)],
-                [1 - reference_guidance, reference_guidance - guidance, guidance])
-    given = dropped if reference is None else reference
+        references = [r.to(context) for r in references]
+    k = len(references)
+    if references and reference_guidance != 1.0:
+        return ([(dropped, uncond)] + [(r, uncond) for r in references] + [(r, context) for r in references],
+                [1 - reference_guidance] + [(reference_guidance - guidance) / k] * k + [guidance / k] * k)
+    given = references or [dropped]
+    k = len(given)
     if guidance == 1.0:
-        return [(given, context)], [1.0]
-    return [(given, uncond), (given, context)], [1 - guidance, guidance]
+        return [(g, context) for g in given], [1.0 / k] * k
+    return [(g, uncond) for g in given] + [(g, context) for g in given], [(1 - guidance) / k] * k + [guidance / k] * k
 
 
 @torch.no_grad()
 def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor, seeds: list[int],
-                   steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | None = None,
+                   steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | list[torch.Tensor] | None = None,
                    reference_guidance: float = REFERENCE_GUIDANCE, strength: float = 1.0) -> torch.Tensor:
     """Denoise from each seed's noise under `context` (per-token text embeddings, one per seed).
 
     `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance;
-    `reference` the normalised latents of one reference image per seed, for a model that reads them.
-    A `strength` below 1 starts from the reference noised to that level and runs that share of
-    the steps (img2img, as DA-Fusion makes variations): nearer the person, and nearer the image.
+    `reference` the normalised latents of one reference image per seed, for a model that reads them,
+    or a list of such batches (several references per image, see `guidance_branches`). A
+    `strength` below 1 starts from the (first) reference noised to that level and runs that share
+    of the steps (img2img, as DA-Fusion makes variations): nearer the person, and nearer the image.
     """
     from diffusers import DPMSolverMultistepScheduler
 
@@ -72,7 +78,8 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
     timesteps = scheduler.timesteps[skipped:]
     if skipped:
         scheduler.set_begin_index(skipped)
-        latents = scheduler.add_noise(reference.to(noise), noise, timesteps[:1])
+        first = reference[0] if isinstance(reference, (list, tuple)) else reference
+        latents = scheduler.add_noise(first.to(noise), noise, timesteps[:1])
     else:
         latents = noise * scheduler.init_noise_sigma
     branches, weights = guidance_branches(model, context, uncond, reference, guidance, reference_guidance)
