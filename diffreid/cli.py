@@ -67,7 +67,7 @@ def _add_caption(commands) -> None:
     caption = commands.add_parser("caption", help="caption a dataset's images, one description per identity (LPE)")
     caption.add_argument("--data", required=True, metavar="FORMAT:ROOT", help="dataset to caption")
     caption.add_argument("--out", type=Path, required=True, help="folder for captions.jsonl and identities.jsonl")
-    caption.add_argument("--captioner", choices=CAPTIONERS, default=CaptionConfig.captioner)
+    caption.add_argument("--captioner", choices=CAPTIONERS.names(), default=CaptionConfig.captioner)
     caption.add_argument("--model", default=CaptionConfig.model,
                          help=f"blip2: a local BLIP-2 folder or a hub id (default {CaptionConfig.model})")
     caption.add_argument("--attributes", type=Path, default=CaptionConfig.attributes,

@@ -17,7 +17,7 @@ PACKAGE = Path(diffreid.__file__).parent
 # bottom to top; within a layer packages do not import one another
 LAYERS: list[set[str]] = [
     {"__init__", "errors", "runtime"},
-    {"artifacts", "config"},
+    {"artifacts", "config", "registry"},
     {"data", "evaluation", "scaleout", "training"},
     {"reid", "run_spec"},
     {"baselines", "filtering", "settings", "synthesis"},

@@ -7,25 +7,15 @@ from typing import Callable
 
 from diffreid.data.records import ReidDataset
 from diffreid.errors import DatasetError
+from diffreid.registry import Registry
 
 Reader = Callable[[Path], ReidDataset]
-_READERS: dict[str, Reader] = {}
-
-
-def register(*names: str) -> Callable[[Reader], Reader]:
-    """Register a reader under one or more format names (`market1501`, `dukemtmc`, ...)."""
-
-    def decorate(reader: Reader) -> Reader:
-        for name in names:
-            _READERS[name] = reader
-        return reader
-
-    return decorate
+READERS: Registry[Reader] = Registry("dataset format", lambda: _load_builtin_readers())
+register = READERS.register  # a reader under one or more format names (`market1501`, `dukemtmc`, ...)
 
 
 def formats() -> list[str]:
-    _load_builtin_readers()
-    return sorted(_READERS)
+    return sorted(READERS.names())
 
 
 def parse_spec(spec: str) -> tuple[str, Path]:
@@ -42,12 +32,11 @@ def parse_spec(spec: str) -> tuple[str, Path]:
 def load_dataset(spec: str) -> ReidDataset:
     """Read the dataset named by `FORMAT:ROOT` from its published layout."""
     fmt, root = parse_spec(spec)
-    _load_builtin_readers()
-    if fmt not in _READERS:
+    if fmt not in READERS:
         raise DatasetError(f"unknown dataset format {fmt!r} in {spec!r}; formats: {', '.join(formats())}")
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset directory not found; check the path after '{fmt}:'")
-    return _READERS[fmt](root)
+    return READERS[fmt](root)
 
 
 def _load_builtin_readers() -> None:

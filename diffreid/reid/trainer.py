@@ -19,8 +19,10 @@ import logging
 import math
 import time
 from contextlib import nullcontext
+from functools import partial
 from itertools import islice
 from pathlib import Path
+from typing import Callable
 
 import torch
 import yaml
@@ -37,6 +39,7 @@ from diffreid.reid.model import ReidNet
 from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_set
 from diffreid.reid.transforms import train_transform
+from diffreid.registry import Registry
 from diffreid.runtime import resolve_precision
 from diffreid.training.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
 from diffreid.training.curves import plot_curves
@@ -59,13 +62,15 @@ def learning_rate(config: TrainConfig, epoch: int) -> float:
     return config.lr * config.lr_gamma ** sum(epoch >= step for step in config.lr_steps)
 
 
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+OPTIMIZERS.register("adam")(torch.optim.Adam)
+OPTIMIZERS.register("adamw")(torch.optim.AdamW)
+OPTIMIZERS.register("sgd")(partial(torch.optim.SGD, momentum=0.9))
+
+
 def _optimizer(config: TrainConfig, parameters) -> torch.optim.Optimizer:
-    kinds = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-             "sgd": lambda p, **kw: torch.optim.SGD(p, momentum=0.9, **kw)}
-    if config.optimizer not in kinds:
-        raise DiffreidError(f"unknown optimizer {config.optimizer!r}; expected one of {', '.join(kinds)}")
-    return kinds[config.optimizer]([p for p in parameters if p.requires_grad], lr=config.lr,
-                                   weight_decay=config.weight_decay)
+    return OPTIMIZERS[config.optimizer]([p for p in parameters if p.requires_grad], lr=config.lr,
+                                        weight_decay=config.weight_decay)
 
 
 def _validate(config: TrainConfig) -> None:

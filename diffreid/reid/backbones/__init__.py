@@ -24,11 +24,12 @@ import torch
 from torch import nn
 
 from diffreid.errors import DiffreidError
+from diffreid.registry import Registry
 
 log = logging.getLogger(__name__)
 Builder = Callable[..., nn.Module]
 Filter = Callable[[dict, nn.Module], dict]
-_BACKBONES: dict[str, tuple[Builder, Filter | None]] = {}
+BACKBONES: Registry[tuple[Builder, Filter | None]] = Registry("backbone", lambda: _load_builtin_backbones())
 
 
 def register_backbone(name: str, filter_fn: Filter | None = None) -> Callable[[Builder], Builder]:
@@ -36,15 +37,14 @@ def register_backbone(name: str, filter_fn: Filter | None = None) -> Callable[[B
     checkpoints (timm's resampling of position embeddings and window biases)."""
 
     def decorate(builder: Builder) -> Builder:
-        _BACKBONES[name] = (builder, filter_fn)
+        BACKBONES.register(name)((builder, filter_fn))
         return builder
 
     return decorate
 
 
 def list_backbones() -> list[str]:
-    _load_builtin_backbones()
-    return sorted(_BACKBONES)
+    return sorted(BACKBONES.names())
 
 
 def create_backbone(name: str, pretrained: str | Path | None = None, last_stride: int | None = None,
@@ -54,10 +54,9 @@ def create_backbone(name: str, pretrained: str | Path | None = None, last_stride
     `last_stride=1` keeps the last stage at the previous stage's resolution (a 16×8 map at
     256×128 for ResNets, as BoT does); None is the architecture's own stride.
     """
-    _load_builtin_backbones()
-    if name not in _BACKBONES:
+    if name not in BACKBONES:
         raise DiffreidError(f"unknown backbone {name!r}; backbones: {', '.join(list_backbones())}")
-    builder, filter_fn = _BACKBONES[name]
+    builder, filter_fn = BACKBONES[name]
     if last_stride is not None:
         if "last_stride" not in inspect.signature(builder).parameters:
             raise DiffreidError(f"backbone {name!r} has no last-stride option; drop last_stride")
@@ -80,7 +79,7 @@ def match_backbone(state_dict: dict[str, torch.Tensor], source: str | Path) -> s
 
     misfits = {}
     for name in list_backbones():
-        builder, filter_fn = _BACKBONES[name]
+        builder, filter_fn = BACKBONES[name]
         with torch.device("meta"):
             model = builder()
         expected = model.state_dict()

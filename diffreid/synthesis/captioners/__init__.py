@@ -6,19 +6,25 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from diffreid.data.records import Record
-from diffreid.errors import DiffreidError
+from diffreid.registry import Registry
 
 
 class Captioner(Protocol):
     def caption(self, records: list[Record]) -> list[str | None]: ...
 
 
+# factory(config, attributes_file) per captioner name
+CAPTIONERS: Registry[Callable[..., Captioner]] = Registry("captioner")
+
+
+@CAPTIONERS.register("blip2")
 def _blip2(config, attributes: Path | None) -> Captioner:
     from diffreid.synthesis.captioners.blip2 import Blip2Captioner
 
     return Blip2Captioner(config.model, config.prompt, config.num_beams, config.max_new_tokens, config.device)
 
 
+@CAPTIONERS.register("attributes")
 def _attributes(config, attributes: Path | None) -> Captioner:
     from diffreid.synthesis.captioners.attributes import attribute_captioner
 
@@ -36,16 +42,12 @@ class FixedCaptioner:
         return [self.text] * len(records)
 
 
+@CAPTIONERS.register("fixed")
 def _fixed(config, attributes: Path | None) -> Captioner:
     return FixedCaptioner(config.fixed_caption)
-
-
-CAPTIONERS: dict[str, Callable[..., Captioner]] = {"blip2": _blip2, "attributes": _attributes, "fixed": _fixed}
 
 
 def captioner_factory(name: str) -> Callable[..., Captioner]:
     """`factory(config, attributes_file)` for a captioner name; checked before any work, built only when needed
     (loading BLIP-2 takes a minute, and a resumed run may have nothing left to caption)."""
-    if name not in CAPTIONERS:
-        raise DiffreidError(f"unknown captioner {name!r}; choose one of {', '.join(CAPTIONERS)}")
     return CAPTIONERS[name]
