@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import numbers
+import types
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,37 +123,27 @@ class TrainConfig:
     seed: int = 0
 
 
-def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig:
-    """A TrainConfig from a preset (a name in configs/train/ or a YAML file), then `overrides`
-    (None included: `last_stride: None` is a value)."""
+def train_preset(preset: str | Path | None) -> dict:
+    """A training preset's values (a name in configs/train/ or a YAML file; None: none)."""
     import yaml
 
     from diffreid.errors import DiffreidError
 
-    values: dict = {}
-    if preset is not None:
-        path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else TRAIN_PRESETS / f"{preset}.yaml"
-        if not path.is_file():
-            names = sorted(p.stem for p in TRAIN_PRESETS.glob("*.yaml"))
-            raise DiffreidError(f"{path}: no such training preset; presets: {', '.join(names)}")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(values, dict):
-            raise DiffreidError(f"{path}: a preset is a YAML mapping of TrainConfig fields")
-        values["preset"] = str(preset)
-    values.update(overrides)
-    fields = TrainConfig.__dataclass_fields__
-    unknown = sorted(set(values) - set(fields))
-    if unknown:
-        raise DiffreidError(f"unknown training option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
-    for name in ("data", "input_size", "lr_steps"):
-        if isinstance(values.get(name), list):
-            values[name] = tuple(values[name])
-    if "out" in values:
-        values["out"] = Path(values["out"])
-    try:
-        return TrainConfig(**values)
-    except TypeError as error:
-        raise DiffreidError(f"training config incomplete: {error}; give --data and --out") from None
+    if preset is None:
+        return {}
+    path = Path(preset) if str(preset).endswith((".yaml", ".yml")) else TRAIN_PRESETS / f"{preset}.yaml"
+    if not path.is_file():
+        names = sorted(p.stem for p in TRAIN_PRESETS.glob("*.yaml"))
+        raise DiffreidError(f"{path}: no such training preset; presets: {', '.join(names)}")
+    values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    if not isinstance(values, dict):
+        raise DiffreidError(f"{path}: a preset is a YAML mapping of TrainConfig fields")
+    return {**values, "preset": str(preset)}
+
+
+def load_train_config(preset: str | Path | None, overrides: dict) -> TrainConfig:
+    """A TrainConfig from a preset, then `overrides` (None included: `last_stride: None` is a value)."""
+    return TrainConfig(**config_values(TrainConfig, train_preset(preset) | overrides, what="training option"))
 
 
 @dataclass
@@ -195,20 +188,51 @@ class BaseTrainConfig:
     seed: int = 0
 
 
-def build_config(cls, values: dict):
-    """A stage config from plain values (YAML lists become tuples, paths Paths), with errors that name the field."""
+def config_values(cls, values: dict, partial: bool = False, what: str = "option") -> dict:
+    """`values` checked and typed by the fields of config class `cls` (YAML lists become tuples,
+    strings Paths): an unknown field, a value of the wrong type or, unless `partial` (a part of a
+    config checked before the rest is known), a missing field is an error that names the field."""
     from diffreid.errors import DiffreidError
 
-    fields = cls.__dataclass_fields__
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
-        raise DiffreidError(f"unknown option(s) {', '.join(unknown)}; options: {', '.join(fields)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
-    for name, field in fields.items():
-        if name in values and values[name] is not None and "Path" in str(field.type):
-            value = values[name]
-            values[name] = tuple(Path(v) for v in value) if isinstance(value, tuple) else Path(value)
-    return cls(**values)
+        raise DiffreidError(f"unknown {what}(s) {', '.join(unknown)}; options: {', '.join(fields)}")
+    hints = typing.get_type_hints(cls)
+    typed = {name: _typed(name, value, hints[name]) for name, value in values.items()}
+    missing = [name for name, f in fields.items() if name not in typed
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing and not partial:
+        raise DiffreidError(f"missing {what}(s) {', '.join(missing)}")
+    return typed
+
+
+def build_config(cls, values: dict):
+    """A stage config from plain values (YAML, flags, `--set`), checked by `config_values`."""
+    return cls(**config_values(cls, values))
+
+
+def _typed(where: str, value, hint):
+    from diffreid.errors import DiffreidError
+
+    if isinstance(hint, types.UnionType):  # the configs' unions are X | None
+        if value is None and type(None) in typing.get_args(hint):
+            return None
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    if hint is Path and isinstance(value, (str, Path)):
+        return Path(value)
+    if hint in (int, float) and isinstance(value, numbers.Integral if hint is int else numbers.Real) \
+            and not isinstance(value, bool):
+        return value
+    if hint in (str, bool, dict) and isinstance(value, hint):
+        return value
+    if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+        args = typing.get_args(hint)
+        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(kinds) == len(value):
+            return tuple(_typed(f"{where}[{i}]", v, kind) for i, (v, kind) in enumerate(zip(value, kinds)))
+    name = getattr(hint, "__name__", str(hint)).replace("pathlib.", "")
+    raise DiffreidError(f"{where}: expected {name if typing.get_origin(hint) is None else hint}, not {value!r}")
 
 
 @dataclass

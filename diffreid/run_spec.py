@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from diffreid.config import (SETTINGS, TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
-                             build_config, load_train_config)
+                             TrainConfig, config_values, train_preset)
 from diffreid.errors import DiffreidError
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
@@ -127,14 +127,15 @@ def _dataset(path: Path, where: str, value, default_name: str) -> DatasetSpec:
     else:
         if not isinstance(dataset.synth, dict):
             raise DiffreidError(f"{path}: `{where}.synth` must be a mapping of options")
-        _fields(path, f"{where}.synth", SynthConfig, {**dataset.synth, "out": "x"})
+        _fields(path, f"{where}.synth", SynthConfig, dataset.synth)
     return dataset
 
 
 def _fields(path: Path, where: str, cls, values: dict) -> None:
+    """A section's options, checked before the run fills in its folders."""
     try:
-        build_config(cls, values)
-    except (DiffreidError, TypeError) as error:
+        config_values(cls, values, partial=True)
+    except DiffreidError as error:
         raise DiffreidError(f"{path}: {where}: {error}") from None
 
 
@@ -148,16 +149,17 @@ def _check(spec: RunSpec) -> None:
     for section in ("caption", "finetune", "generate", "filter", "pretrain", "downstream"):
         if not isinstance(getattr(spec, section), dict):
             raise DiffreidError(f"{path}: `{section}` must be a mapping of options")
-    _fields(path, "caption", CaptionConfig, {**spec.caption, "data": "x", "out": "x"})
-    _fields(path, "finetune", FinetuneConfig, {**spec.finetune, "data": "x", "captions": "x", "out": "x"})
-    _fields(path, "generate", GenerateConfig, {**spec.generate, "generator": "x", "out": "x"})
-    _fields(path, "filter", FilterConfig, {**spec.filter, "generated": ["x"], "scorers": ["x=y"], "out": "x"})
+    _fields(path, "caption", CaptionConfig, spec.caption)
+    _fields(path, "finetune", FinetuneConfig, spec.finetune)
+    _fields(path, "generate", GenerateConfig, spec.generate)
+    _fields(path, "filter", FilterConfig, spec.filter)
     for section in ("pretrain", "downstream"):
         preset, values = train_values(spec, section)
         try:
-            load_train_config(preset, {**values, "data": ("x",), "out": "x"})
+            preset_values = train_preset(preset)
         except DiffreidError as error:
             raise DiffreidError(f"{path}: {section}: {error}") from None
+        _fields(path, section, TrainConfig, preset_values | values)
     for init in spec.inits:
         if init not in INITS:
             raise DiffreidError(f"{path}: inits: unknown {init!r}; inits: {', '.join(INITS)}")
