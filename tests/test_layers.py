@@ -1,4 +1,5 @@
-"""The package's layers: every import (module level or inside a function) points down.
+"""The package's shape: every import (module level or inside a function) points down the layers, and
+no function is over 80 lines.
 
 A package may import only packages of lower layers, so the graph is a DAG with the CLI on
 top, and the metrics (`evaluation`) stay a leaf any trainer or judge can use. A new
@@ -81,3 +82,13 @@ def test_the_check_sees_imports_inside_functions(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from diffreid.pipeline import run\n    import diffreid.cli\n")
     assert _imported_units(module) == {"pipeline", "cli"}
+
+
+def test_no_function_is_over_80_lines():
+    """Long functions hide several jobs; the package keeps each under 80 lines."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 80:
+                long.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
+    assert long == []

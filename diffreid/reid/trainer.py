@@ -206,38 +206,9 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         lr = learning_rate(config, epoch)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        model.train()
-        totals: dict[str, float] = {}
-        correct = seen = 0
         started = time.perf_counter()
-        bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process)
-        for step, batch in enumerate(islice(loader, steps)):
-            bar.update(1)
-            if batch is None:
-                continue
-            x, labels = (t.to(accelerator.device) for t in batch)
-            sync = (step + 1) % config.grad_accumulation == 0
-            context = nullcontext() if sync else accelerator.no_sync(model)
-            with context, accelerator.autocast():
-                outputs = model(x)
-                terms = reid_loss(outputs, labels, label_smoothing=config.label_smoothing, triplet=config.triplet,
-                                  triplet_margin=config.triplet_margin, center_loss=center,
-                                  center_weight=config.center_loss_weight)
-                accelerator.backward(terms["total"] / config.grad_accumulation)
-            if sync:
-                optimizer.step()
-                optimizer.zero_grad()
-                if center is not None:
-                    for parameter in center.parameters():  # BoT: centres learn at center_lr, not weight·center_lr
-                        parameter.grad.data *= 1.0 / config.center_loss_weight
-                    center_optimizer.step()
-                    center_optimizer.zero_grad()
-            for key, value in terms.items():
-                totals[key] = totals.get(key, 0.0) + float(value.detach()) * len(labels)
-            correct += int((outputs["logits"].argmax(1) == labels).sum())
-            seen += len(labels)
-            bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
-        bar.close()
+        totals, correct, seen = _train_epoch(model, islice(loader, steps), steps, epoch, config, accelerator,
+                                             (optimizer, center, center_optimizer))
         counts = accelerator.reduce(torch.tensor([*totals.values(), correct, seen], dtype=torch.float64,
                                                  device=accelerator.device), "sum").tolist()
         row = {"epoch": epoch + 1, "lr": lr, **{f"loss_{k}": v / counts[-1] for k, v in zip(totals, counts)},
@@ -256,16 +227,57 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         accelerator.wait_for_everyone()
 
     if main:
-        final = accelerator.unwrap_model(model).state_dict()
-        with atomic_path(out / "model.safetensors") as tmp:
-            save_file({k: v.detach().contiguous().cpu() for k, v in final.items()}, tmp)
-        if not (out / "curves.png").is_file() and rows:
-            plot_curves(rows, out / "curves.png")
-        write_manifest(out, "train", config_dict(config),
-                       counts={"images": len(train_set.records), "identities": len(classes),
-                               "epochs": config.epochs, "processes": accelerator.num_processes},
-                       inputs={"data": " ".join(config.data), "init": config.init})
-        log.info("wrote %s", out / "model.safetensors")
+        _write_model(out, accelerator.unwrap_model(model), config, rows,
+                     {"images": len(train_set.records), "identities": len(classes), "epochs": config.epochs,
+                      "processes": accelerator.num_processes})
     accelerator.wait_for_everyone()
     return out
+
+
+def _train_epoch(model, batches, steps: int, epoch: int, config: TrainConfig, accelerator,
+                 optimizers) -> tuple[dict[str, float], int, int]:
+    """One epoch's steps: each loss term summed over images, and the correct and seen counts (this process's)."""
+    optimizer, center, center_optimizer = optimizers
+    model.train()
+    totals: dict[str, float] = {}
+    correct = seen = 0
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not accelerator.is_main_process)
+    for step, batch in enumerate(batches):
+        bar.update(1)
+        if batch is None:
+            continue
+        x, labels = (t.to(accelerator.device) for t in batch)
+        sync = (step + 1) % config.grad_accumulation == 0
+        context = nullcontext() if sync else accelerator.no_sync(model)
+        with context, accelerator.autocast():
+            outputs = model(x)
+            terms = reid_loss(outputs, labels, label_smoothing=config.label_smoothing, triplet=config.triplet,
+                              triplet_margin=config.triplet_margin, center_loss=center,
+                              center_weight=config.center_loss_weight)
+            accelerator.backward(terms["total"] / config.grad_accumulation)
+        if sync:
+            optimizer.step()
+            optimizer.zero_grad()
+            if center is not None:
+                for parameter in center.parameters():  # BoT: centres learn at center_lr, not weight·center_lr
+                    parameter.grad.data *= 1.0 / config.center_loss_weight
+                center_optimizer.step()
+                center_optimizer.zero_grad()
+        for key, value in terms.items():
+            totals[key] = totals.get(key, 0.0) + float(value.detach()) * len(labels)
+        correct += int((outputs["logits"].argmax(1) == labels).sum())
+        seen += len(labels)
+        bar.set_postfix(loss=f"{float(terms['total'].detach()):.3f}")
+    bar.close()
+    return totals, correct, seen
+
+
+def _write_model(out: Path, model, config: TrainConfig, rows: list[dict], counts: dict) -> None:
+    with atomic_path(out / "model.safetensors") as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, tmp)
+    if not (out / "curves.png").is_file() and rows:
+        plot_curves(rows, out / "curves.png")
+    write_manifest(out, "train", config_dict(config), counts=counts,
+                   inputs={"data": " ".join(config.data), "init": config.init})
+    log.info("wrote %s", out / "model.safetensors")
 

@@ -233,13 +233,7 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     identity_index = torch.tensor([label[0] for label in labels])
     prompts = [identity_prompt(config.identity_tokens, label[1]) for label in labels]
 
-    reference, reference_prompts = None, []
-    if config.prior_weight > 0:
-        folder = Path(config.reference_set or out / "reference_set")
-        if config.reference_set is None:
-            build_reference_set(model, folder, config.reference_size, config.seed, steps=config.sample_steps)
-        entries = read_reference_set(folder)
-        reference, reference_prompts = cache_latents(sizing, model.codec, entries, out / "cache" / "reference")
+    reference, reference_prompts = _attribute_reference_set(config, model, sizing, out)
     placeholder_ids = add_placeholders(model.tokenizer, model.text_encoder, config.identity_tokens)
     iir = _identity_model(config, model, pids, train)
     model.text_encoder.requires_grad_(False)
@@ -248,12 +242,8 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     unet_params = [p for p in model.unet.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([{"params": unet_params, "lr": config.lr},
                                    {"params": list(iir.parameters()), "lr": config.iir_lr, "weight_decay": 0.0}])
-    seen: dict[int, set[str]] = {pid: set() for pid in pids}
-    for label in labels:
-        seen[pids[label[0]]].add(label[1])
-    identities = [{"pid": pid, "description": descriptions.get(pid, ""), "captions": sorted(seen[pid] - {""})}
-                  for pid in pids]
-    generator = IdentityGenerator(model, iir, placeholder_ids, identities, generator_settings(config, model, iir, len(train)))
+    generator = IdentityGenerator(model, iir, placeholder_ids, _identities(pids, labels, descriptions),
+                                  generator_settings(config, model, iir, len(train)))
     start, rows = _restore(out, model, iir, optimizer)
     accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
     unet, optimizer = accelerator.prepare(model.unet, optimizer)
@@ -291,13 +281,8 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
         bar.set_postfix(loss=f"{loss.item():.4f}")
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            rows.append({"step": done, "loss_identity": float(np.mean([w[0] for w in window])),
-                         "loss_prior": float(np.nanmean([w[1] for w in window])) if reference is not None else None,
-                         "images_per_second": len(window) * config.batch_size / (time.time() - tick)})
-            rows[-1] = {k: v for k, v in rows[-1].items() if v is not None}
-            log.info("step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in rows[-1].items() if k != "step"))
-            write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-            plot_curves(rows, out / "loss.png", x="step")
+            speed = config.batch_size * len(window) / (time.time() - tick)
+            _record(out, rows, done, window, speed, reference is not None)
             window, tick = [], time.time()
         if done % config.checkpoint_every == 0 or done == config.steps:
             save_checkpoint(out / "checkpoints", done, _trainable(model, iir), {"optimizer": optimizer.state_dict()},
@@ -310,6 +295,36 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
                            "steps": config.steps},
                    inputs={"data": config.data, "captions": str(config.captions), "base_model": config.base_model})
     return out
+
+
+def _attribute_reference_set(config: FinetuneConfig, model: BaseModel, sizing, out: Path):
+    """DI's Attribute Reference Set as cached latents and prompts (none when FSPP is off)."""
+    if config.prior_weight <= 0:
+        return None, []
+    folder = Path(config.reference_set or out / "reference_set")
+    if config.reference_set is None:
+        build_reference_set(model, folder, config.reference_size, config.seed, steps=config.sample_steps)
+    return cache_latents(sizing, model.codec, read_reference_set(folder), out / "cache" / "reference")
+
+
+def _identities(pids: list[int], labels: list, descriptions: dict[int, str]) -> list[dict]:
+    """Each identity's description and the captions of its training images, as the generator keeps them."""
+    seen: dict[int, set[str]] = {pid: set() for pid in pids}
+    for label in labels:
+        seen[pids[label[0]]].add(label[1])
+    return [{"pid": pid, "description": descriptions.get(pid, ""), "captions": sorted(seen[pid] - {""})}
+            for pid in pids]
+
+
+def _record(out: Path, rows: list[dict], done: int, window: list, images_per_second: float, prior: bool) -> None:
+    """A metrics row of the steps since the last: metrics.jsonl, loss.png and the log."""
+    row = {"step": done, "loss_identity": float(np.mean([w[0] for w in window])),
+           **({"loss_prior": float(np.nanmean([w[1] for w in window]))} if prior else {}),
+           "images_per_second": images_per_second}
+    rows.append(row)
+    log.info("step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
+    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    plot_curves(rows, out / "loss.png", x="step")
 
 
 @dataclass
