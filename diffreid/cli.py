@@ -105,14 +105,8 @@ def _add_finetune(commands) -> None:
     tune.add_argument("--full", action="store_true", help="fine-tune the whole UNet instead of LoRA adapters")
     tune.add_argument("--prior-weight", type=float, default=None, metavar="LAMBDA", help="FSPP weight (0: off)")
     tune.add_argument("--reference-set", type=Path, default=None, help="an attribute reference set to reuse")
-    tune.add_argument("--steps", type=int, default=None)
-    tune.add_argument("--batch-size", type=int, default=None)
-    tune.add_argument("--lr", type=float, default=None)
-    tune.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
     tune.add_argument("--gradient-checkpointing", action="store_true")
-    tune.add_argument("--seed", type=int, default=None)
-    tune.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="any other FinetuneConfig field, value in YAML (e.g. --set lora_targets=[to_q,to_v])")
+    _step_training_arguments(tune, "FinetuneConfig", "lora_targets=[to_q,to_v]")
     tune.set_defaults(handler=_finetune)
 
 
@@ -257,18 +251,23 @@ def _add_base_train(commands) -> None:
     base.add_argument("--iir", choices=BASE_TRAIN_IIR, default=None,
                       help="reference: the UNet also reads another image of the same person (the image-level IIR), "
                            "so `generate --references` draws people it never saw from their images")
-    base.add_argument("--steps", type=int, default=None)
-    base.add_argument("--batch-size", type=int, default=None)
-    base.add_argument("--lr", type=float, default=None)
     base.add_argument("--image-size", type=_input_size, default=None, metavar="HxW")
     base.add_argument("--codec", type=Path, default=None, help="folder with taef2_encoder.pth / taef2_decoder.pth")
     base.add_argument("--tokenizer", type=Path, default=None, help="folder with CLIP's vocab.json and merges.txt")
     base.add_argument("--real-caption", default=None, help="caption of images without attributes")
-    base.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
-    base.add_argument("--seed", type=int, default=None)
-    base.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                      help="any other BaseTrainConfig field, value in YAML (e.g. --set unet_channels=[64,128])")
+    _step_training_arguments(base, "BaseTrainConfig", "unet_channels=[64,128]")
     base.set_defaults(handler=_base_train)
+
+
+def _step_training_arguments(parser: argparse.ArgumentParser, config: str, example: str) -> None:
+    """The options the generator's step-counted trainers share; left out, the config's default holds."""
+    parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--mixed-precision", choices=PRECISIONS, default=None)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                        help=f"any other {config} field, value in YAML (e.g. --set {example})")
 
 
 def _add_run(commands) -> None:

@@ -3,7 +3,7 @@ registered with `register` where it is defined, and looked up by the name a conf
 
 from __future__ import annotations
 
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterator, TypeVar
 
 from diffreid.errors import DiffreidError
 
@@ -35,6 +35,9 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         """In registration order."""
         return list(self._loaded())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
     def __contains__(self, name: object) -> bool:
         return name in self._loaded()

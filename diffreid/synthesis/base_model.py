@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from diffreid.artifacts import write_json_atomic
+from diffreid.config import BaseTrainConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.codec import LatentCodec
 
@@ -181,14 +182,15 @@ def _model_index(folder: Path) -> dict:
 
 @dataclass
 class MiniatureShape:
-    """The miniature's UNet and text encoder sizes: SD v1's structure, scaled to a CPU."""
+    """The miniature's UNet and text encoder sizes: SD v1's structure, scaled to a CPU (the sizes
+    base-train sets, by default those of its config)."""
 
-    image_size: tuple[int, int] = (128, 64)
-    unet_channels: tuple[int, ...] = (64, 128, 192)
-    layers_per_block: int = 1
+    image_size: tuple[int, int] = BaseTrainConfig.image_size
+    unet_channels: tuple[int, ...] = BaseTrainConfig.unet_channels
+    layers_per_block: int = BaseTrainConfig.layers_per_block
     attention_head_dim: int = 32
-    text_hidden: int = 96
-    text_layers: int = 4
+    text_hidden: int = BaseTrainConfig.text_hidden
+    text_layers: int = BaseTrainConfig.text_layers
     text_heads: int = 3
 
 
