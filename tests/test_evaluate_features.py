@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from diffreid.evaluation import EvaluationError, evaluate_features, evaluate_rank, re_rank, re_rank_features
-from diffreid.evaluation import features as features_module
+from diffreid.evaluation import feature_metrics as features_module
 from diffreid.evaluation.distance import pairwise_distance
 from diffreid.evaluation.rerank_features import ReRankedDistances
 
