@@ -14,6 +14,16 @@ def resolve_precision(requested: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def training_accelerator(mixed_precision: str):
+    """The Re-ID trainers' accelerate state: their device (and world) and precision, decided here once.
+
+    cpu=True on a machine without CUDA is what lets accelerate see a torchrun / accelerate launch
+    world on CPU (gloo) instead of one process per rank training alone."""
+    from accelerate import Accelerator
+
+    return Accelerator(mixed_precision=resolve_precision(mixed_precision), cpu=not torch.cuda.is_available())
+
+
 def default_device() -> torch.device:
     """Where work runs when its caller names no device: the GPU when there is one."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")

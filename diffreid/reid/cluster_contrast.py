@@ -38,7 +38,7 @@ from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.torch_model import TorchReidModel
 from diffreid.reid.train_data import TrainImages, collate_skipping
 from diffreid.reid.transforms import train_transform
-from diffreid.runtime import resolve_precision
+from diffreid.runtime import training_accelerator
 from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,7 @@ def run_usl(config: TrainConfig, eps: float = 0.6, min_samples: int = 4, tempera
 
 
 def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperature: float, momentum: float) -> Path:
-    from accelerate import Accelerator
-
-    # one device for the model, its batches and the clustering, chosen once here (as the trainer does)
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    accelerator = training_accelerator(config.mixed_precision)  # one device for the model, batches and clustering
     if accelerator.num_processes > 1:
         raise DiffreidError("usl clusters every image in one process; launch it without torchrun / accelerate launch")
     records = [r for spec in config.data for r in load_dataset(spec).require("train").train]

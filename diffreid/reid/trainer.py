@@ -40,7 +40,7 @@ from diffreid.reid.sampler import PKBatchSampler
 from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_set
 from diffreid.reid.transforms import train_transform
 from diffreid.registry import Registry
-from diffreid.runtime import resolve_precision
+from diffreid.runtime import training_accelerator
 from diffreid.training.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
 from diffreid.training.curves import plot_curves
 
@@ -139,13 +139,9 @@ def _save_epoch(out: Path, epoch: int, accelerator, model, optimizer, center, ce
 
 def run(config: TrainConfig) -> Path:
     """Train (or resume) the run in `config.out`; returns the run directory."""
-    from accelerate import Accelerator
-
     _validate(config)
     out = Path(config.out)
-    # cpu=True on a machine without CUDA is what lets accelerate see a torchrun / accelerate launch
-    # world on CPU (gloo) instead of one process per rank training alone
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision), cpu=not torch.cuda.is_available())
+    accelerator = training_accelerator(config.mixed_precision)
     main = accelerator.is_main_process
     if main:
         out.mkdir(parents=True, exist_ok=True)
