@@ -645,11 +645,11 @@ def _attributes(args: argparse.Namespace) -> int:
     settings = dict(epochs=args.epochs, batch_size=args.batch_size, seed=args.seed, backbone=args.backbone,
                     init=args.init)
     print(f"training the {'view judge' if args.judge == 'views' else 'attribute classifier'} into {args.out}")
-    fraction = _defaults(train_judge)["held_out_fraction"] if args.held_out_fraction is None else args.held_out_fraction
+    held_out = {} if args.held_out_fraction is None else {"held_out_fraction": args.held_out_fraction}
     if args.judge == "views":
-        train_view_judge(args.data, args.out, held_out_fraction=fraction, **settings)
+        train_view_judge(args.data, args.out, **held_out, **settings)
     elif is_peta(args.data):
-        train_peta_judge(args.data, args.out, held_out_fraction=fraction, **settings)
+        train_peta_judge(args.data, args.out, **held_out, **settings)
     elif args.held_out_fraction is not None:
         raise DiffreidError("--held-out-fraction is for PETA sets; procedural persons are scored on their own "
                             "query and gallery identities")

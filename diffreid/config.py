@@ -231,8 +231,8 @@ def _typed(where: str, value, hint):
         kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
         if len(kinds) == len(value):
             return tuple(_typed(f"{where}[{i}]", v, kind) for i, (v, kind) in enumerate(zip(value, kinds)))
-    name = getattr(hint, "__name__", str(hint)).replace("pathlib.", "")
-    raise DiffreidError(f"{where}: expected {name if typing.get_origin(hint) is None else hint}, not {value!r}")
+    shown = str(hint).replace("pathlib.", "") if typing.get_origin(hint) else hint.__name__
+    raise DiffreidError(f"{where}: expected {shown}, not {value!r}")
 
 
 @dataclass
