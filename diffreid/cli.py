@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from diffreid import __version__
-from diffreid.config import (BASE_TRAIN_IIR, DTYPES, FINETUNE_IIR, PRECISIONS, SETTINGS, CaptionConfig, EvaluateConfig,
+from diffreid.config import (BASE_TRAIN_IIR, DTYPES, FINETUNE_IIR, PRECISIONS, CaptionConfig, EvaluateConfig,
                              FilterConfig, FinetuneConfig, GenerateConfig, SettingConfig, SynthConfig)
 from diffreid.data.records import SPLITS
 from diffreid.data.small_protocols import SMALL_BENCHMARKS
@@ -20,6 +20,7 @@ from diffreid.judges.attribute_classifier import judge_backbones
 from diffreid.judges.peta_judge import train_judge
 from diffreid.pipeline.study import QUESTIONS, STUDY_INITS, study
 from diffreid.run_spec import DEMO_PRESETS
+from diffreid.settings import SETTINGS
 from diffreid.small_benchmark import run as small_benchmark
 from diffreid.synthesis.captioners import CAPTIONERS
 
@@ -30,6 +31,12 @@ def _input_size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"input size {text!r} is not HEIGHTxWIDTH, e.g. 256x128") from None
     return height, width
+
+
+def _generated_argument(parser: argparse.ArgumentParser, more: str = "") -> None:
+    """`--generated`: the folders a command reads generate's images from."""
+    parser.add_argument("--generated", nargs="+", type=Path, required=True,
+                        help=f"folders written by diffreid generate{more}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,12 +160,12 @@ def _add_generate(commands) -> None:
 def _add_filter(commands) -> None:
     filt = commands.add_parser("filter", help="keep generated images a Re-ID model is confident about (CTF); "
                                               "write Diff-Person in Market-1501 layout")
-    filt.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    _generated_argument(filt)
     filt.add_argument("--scorer", action="append", required=True, metavar="SOURCE=MODEL",
                       help="a Re-ID model (ONNX, OSNet .pth, training run) for the images generated from SOURCE "
                            "(its FORMAT:ROOT or format); repeat to average several")
     filt.add_argument("--out", type=Path, required=True, help="the Diff-Person folder")
-    filt.add_argument("--score", choices=SCORES, default=FilterConfig.score)
+    filt.add_argument("--score", choices=SCORES.names(), default=FilterConfig.score)
     filt.add_argument("--threshold", type=float, default=FilterConfig.threshold,
                       help="a fixed bar (default: calibrated)")
     filt.add_argument("--percentile", type=float, default=FilterConfig.percentile,
@@ -210,7 +217,7 @@ def _add_training(commands) -> None:
 def _add_setting(commands) -> None:
     setting = commands.add_parser("setting", help="a downstream setting: train with an init, test, add a row to "
                                                   "the results table")
-    setting.add_argument("name", choices=SETTINGS)
+    setting.add_argument("name", choices=SETTINGS.names())
     setting.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                          help="training dataset (dg: a source; repeat for several)")
     setting.add_argument("--target", default=SettingConfig.target, metavar="FORMAT:ROOT",
@@ -319,7 +326,7 @@ def _add_judges(commands) -> None:
     judge = commands.add_parser("consistency", help="are generated images their person? A Re-ID model nobody "
                                                     "trained on them scores each generated folder against the real "
                                                     "images of its identities")
-    judge.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    _generated_argument(judge)
     judge.add_argument("--model", required=True, help="the judging Re-ID model (e.g. an OSNet .onnx)")
     judge.add_argument("--reference-camera", type=int, default=None, metavar="C",
                        help="the real gallery and centroids hold this camera's images only (CUHK01: 1)")
@@ -352,7 +359,7 @@ def _add_judges(commands) -> None:
 
     spread = commands.add_parser("diversity", help="attribute values generated images show that their identity's "
                                                    "input images lack, read by the attribute classifier (DI)")
-    spread.add_argument("--generated", nargs="+", type=Path, required=True, help="folders written by diffreid generate")
+    _generated_argument(spread)
     spread.add_argument("--classifier", type=Path, required=True, help="a folder written by diffreid attributes")
     spread.add_argument("--per-identity", type=int, default=None, metavar="N",
                         help="compare at N generated images per identity (default: all of them)")
@@ -362,9 +369,8 @@ def _add_judges(commands) -> None:
     faithful = commands.add_parser("fidelity", help="do images generated of PETA people show their labelled "
                                                     "attributes? the real PETA judge on them and on their real "
                                                     "images; a view judge reads the views of injected viewpoints")
-    faithful.add_argument("--generated", nargs="+", type=Path, required=True,
-                          help="folders written by diffreid generate: from a PETA set (--references) for an "
-                               "attribute judge, from any source for a view judge")
+    _generated_argument(faithful, ": from a PETA set (--references) for an attribute judge, from any source for a "
+                                  "view judge")
     faithful.add_argument("--judge", type=Path, required=True,
                           help="a folder written by diffreid attributes on PETA (its held-out people are the fair "
                                "test) or by diffreid attributes --judge views")

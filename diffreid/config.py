@@ -14,7 +14,6 @@ PRECISIONS = ("auto", "no", "fp16", "bf16")  # accelerate's mixed precision; "au
 DTYPES = ("auto", "fp32", "fp16", "bf16")  # generate's weights; "auto": fp16 / bf16 on CUDA, fp32 on CPU
 FINETUNE_IIR = ("table", "encoder")  # identity learnt per identity, or read from Re-ID features
 BASE_TRAIN_IIR = ("reference",)  # the UNet reads another image of the person
-SETTINGS = ("supervised", "small-scale", "few-shot", "usl", "uda", "dg")  # the paper's downstream settings
 
 
 @dataclass
@@ -242,7 +241,7 @@ class FilterConfig:
     generated: tuple[Path, ...]
     scorers: tuple[str, ...]  # "SOURCE=MODEL": SOURCE a generated folder's FORMAT:ROOT or its format
     out: Path
-    score: str = "cosine"  # "cosine", "margin" or "prob"
+    score: str = "cosine"  # a score of diffreid.filtering.scores.SCORES
     threshold: float | None = None  # None: calibrated on the source's real images
     percentile: float = 5.0  # calibration: this percentile of real cross-camera scores
     near_duplicate: float | None = 0.98  # drop an image this similar to one of its source images; None: keep
@@ -318,7 +317,7 @@ class GenerateConfig:
 class SettingConfig:
     """`diffreid setting`: one downstream run (train with an init, test, add a row to the results table)."""
 
-    name: str  # "supervised", "small-scale", "few-shot", "usl", "uda" or "dg"
+    name: str  # a setting of diffreid.settings.SETTINGS
     data: tuple[str, ...]  # training datasets (dg: the sources)
     out: Path
     target: str | None = None  # test dataset; None: the (first) training dataset (dg needs one)

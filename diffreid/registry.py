@@ -40,7 +40,10 @@ class Registry(Generic[T]):
         return iter(self.names())
 
     def __contains__(self, name: object) -> bool:
-        return name in self._loaded()
+        try:
+            return name in self._loaded()
+        except TypeError:  # unhashable, e.g. a list read from YAML: no name
+            return False
 
     def __getitem__(self, name: str) -> T:
         items = self._loaded()

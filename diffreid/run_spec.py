@@ -23,16 +23,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from diffreid.config import (SETTINGS, TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
+from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
                              TrainConfig, config_values, train_preset)
 from diffreid.errors import DiffreidError
+from diffreid.settings import SETTINGS
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
 DEMO_PRESETS = ("quick", "full")  # configs/demo-<preset>.yaml
 TOP_LEVEL = ("seed", "seeds", "sources", "target", "backbone", "imagenet", "caption", "finetune", "generate",
              "filter", "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
 SETTING_KEYS = ("name", "label", "preset", "fraction", "one_per_camera", "eps", "min_samples", "sources")
-ACROSS = ("uda", "dg")  # trained on sources, tested on the target: never the same dataset
 REPORT_KEYS = ("identities", "per_cell", "min_seeds")
 MIN_SEEDS = 3  # seeds a claim needs by default (`report: min_seeds`)
 
@@ -210,8 +210,9 @@ def _check_across(spec: RunSpec, i: int, setting: dict) -> None:
     if "sources" in setting:
         names = setting["sources"]
         known = [source.name for source in spec.sources]
-        if name not in ACROSS:
-            raise DiffreidError(f"{path}: {where}: `sources` is for uda and dg, which train on sources and test on "
+        if not SETTINGS[name].across:
+            across = " and ".join(setting for setting in SETTINGS if SETTINGS[setting].across)
+            raise DiffreidError(f"{path}: {where}: `sources` is for {across}, which train on sources and test on "
                                 f"the target; {name} trains on the target")
         if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
             raise DiffreidError(f"{path}: {where}: `sources` lists the names of the run's sources it trains on "
@@ -220,7 +221,7 @@ def _check_across(spec: RunSpec, i: int, setting: dict) -> None:
         if unknown:
             raise DiffreidError(f"{path}: {where}: sources {', '.join(unknown)} are not the run's; its sources are "
                                 f"{', '.join(known)}")
-    if name not in ACROSS:
+    if not SETTINGS[name].across:  # trained on sources, tested on the target: never the same dataset
         return
     clash = [source for source in setting_sources(spec, setting) if same_dataset(spec, source, spec.target)]
     if clash:

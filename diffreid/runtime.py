@@ -18,10 +18,12 @@ def training_accelerator(mixed_precision: str):
     """The Re-ID trainers' accelerate state: their device (and world) and precision, decided here once.
 
     cpu=True on a machine without CUDA is what lets accelerate see a torchrun / accelerate launch
-    world on CPU (gloo) instead of one process per rank training alone."""
+    world on CPU (gloo) instead of one process per rank training alone. Schedulers step once per
+    call, in the trainer's own unit (an epoch or a step), whatever the number of processes."""
     from accelerate import Accelerator
 
-    return Accelerator(mixed_precision=resolve_precision(mixed_precision), cpu=not torch.cuda.is_available())
+    return Accelerator(mixed_precision=resolve_precision(mixed_precision), cpu=not torch.cuda.is_available(),
+                       step_scheduler_with_optimizer=False)
 
 
 def default_device() -> torch.device:

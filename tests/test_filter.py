@@ -13,7 +13,7 @@ from diffreid.data import load_dataset
 from diffreid.data.check import check_dataset
 from diffreid.errors import DiffreidError
 from diffreid.filtering import run
-from diffreid.filtering.scores import Reference, confidence, cross_camera_scores
+from diffreid.filtering.scores import SCORES, Reference, Score, confidence, cross_camera_scores
 from generated_dirs import blank_image, noise_image, split_by_camera, write_generated
 
 OSNET = "models/osnet_x0_25_msmt17.onnx"
@@ -31,6 +31,31 @@ def test_scores_on_hand_made_features():
     assert cross_camera_scores("cosine", reference)[0] == pytest.approx(0.8)
     with pytest.raises(DiffreidError, match="classifier"):
         confidence("prob", probe, np.array([1]), reference)
+
+
+def test_a_score_is_one_registered_definition(monkeypatch):
+    """Registered from here, a score rates generated and real images by name and is a `filter --score` choice;
+    before: a tuple of names and if/else on them."""
+    from diffreid.cli import build_parser
+
+    monkeypatch.setattr(SCORES, "_items", dict(SCORES._items))  # the test's score leaves with the test
+
+    @SCORES.register("twice-cosine")
+    class TwiceCosine(Score):
+        def of(self, claims):
+            return 2 * claims.similarities()[0]
+
+    features = np.array([[1, 0], [0.8, 0.6], [0, 1], [0.6, 0.8]], np.float32)
+    reference = Reference.from_features(features, np.array([1, 1, 2, 2]), np.array([1, 2, 1, 2]))
+    probe = np.array([[1, 0]], np.float32)
+    assert confidence("twice-cosine", probe, np.array([1]), reference)[0] == pytest.approx(
+        2 * confidence("cosine", probe, np.array([1]), reference)[0])
+    assert cross_camera_scores("twice-cosine", reference)[0] == pytest.approx(1.6)  # 2 x image 0's cross-camera 0.8
+    args = build_parser().parse_args(["filter", "--generated", "g", "--scorer", "s=m", "--out", "o",
+                                      "--score", "twice-cosine"])
+    assert args.score == "twice-cosine"
+    with pytest.raises(DiffreidError, match="unknown score 'thrice-cosine'"):
+        confidence("thrice-cosine", probe, np.array([1]), reference)
 
 
 @pytest.fixture(scope="module")

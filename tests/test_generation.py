@@ -114,11 +114,14 @@ def test_finetune_resumes_exactly_after_a_kill(tiny_persons, tiny_captions, tiny
 
     out = tmp_path / "g"
     shutil.copytree(tiny_generator, out)
-    final = load_file(out / "checkpoints" / "step-000004" / "model.safetensors")
+    files = ("model.safetensors", "model_1.safetensors")  # the UNet's trained (LoRA) parameters, the IIR
+    final = [load_file(out / "checkpoints" / "step-000004" / name) for name in files]
+    assert final[0] and all(".lora_" in key for key in final[0])  # not the frozen base UNet
     shutil.rmtree(out / "checkpoints" / "step-000004")
     run(_finetune_config(tiny_persons, tiny_captions, tiny_base, out, reference_set=None))
-    resumed = load_file(out / "checkpoints" / "step-000004" / "model.safetensors")
-    assert set(final) == set(resumed) and all(torch.equal(final[k], resumed[k]) for k in final)
+    resumed = [load_file(out / "checkpoints" / "step-000004" / name) for name in files]
+    for before, after in zip(final, resumed):
+        assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
     with pytest.raises(DiffreidError, match="different config"):
         run(_finetune_config(tiny_persons, tiny_captions, tiny_base, out, lora_rank=4))
 

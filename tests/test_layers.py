@@ -20,8 +20,9 @@ LAYERS: list[set[str]] = [
     {"__init__", "errors", "runtime"},
     {"artifacts", "config", "registry"},
     {"data", "evaluation", "scaleout", "training"},
-    {"reid", "run_spec"},
+    {"reid"},
     {"baselines", "filtering", "settings", "synthesis"},
+    {"run_spec"},  # above settings: a run config's settings are checked against their registry
     {"judges", "report", "small_benchmark"},
     {"pipeline"},
     {"cli"},

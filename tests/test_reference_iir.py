@@ -237,11 +237,13 @@ def test_generate_draws_every_person_of_a_split_from_their_own_images(reference_
                                                                        if r.pid == entry["pid"]}
         assert entry["injected"] and entry["prompt"].startswith("a photo of a person, ")
         assert (out / entry["file"]).is_file()
-    # the same seed draws the same images whatever the batch
+    # the same seed draws the same images whatever the batch (up to one level of rounding: a
+    # batch of another size takes other BLAS paths, and a float at a .5 boundary may round either way)
     again = _generate(reference_base, tiny_persons, tmp_path / "again", batch_size=3,
                       identities=(entries[0]["pid"],))
     first = entries[0]["file"]
-    assert np.array_equal(np.asarray(Image.open(out / first)), np.asarray(Image.open(again / first)))
+    drawn, redrawn = (np.asarray(Image.open(folder / first)).astype(int) for folder in (out, again))
+    assert np.abs(drawn - redrawn).max() <= 1 and (drawn != redrawn).mean() < 0.01
     # the reference changes what is drawn
     other = _generate(reference_base, tiny_persons, tmp_path / "other", reference_guidance=1.0,
                       identities=(entries[0]["pid"],))

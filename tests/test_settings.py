@@ -52,12 +52,53 @@ def test_settings_fill_the_table_and_compare_lays_out_inits(tiny_persons, tmp_pa
     assert "--target" in capsys.readouterr().err
 
 
+def test_a_setting_is_one_registered_definition(monkeypatch, tmp_path):
+    """Registered from here, a setting is a `setting NAME` choice and runs by name; one that trains across
+    datasets is refused a target among its training data, as uda and dg are. Before: a tuple of names."""
+    from diffreid.settings import SETTINGS, Setting
+
+    monkeypatch.setattr(SETTINGS, "_items", dict(SETTINGS._items))  # the test's setting leaves with the test
+
+    class Trained(Exception):
+        pass
+
+    @SETTINGS.register("half-dg")
+    class HalfDg(Setting):
+        across = True
+
+        def training_data(self, config, out):
+            if config.target in config.data:
+                raise DiffreidError("half-dg tests on a dataset it did not train on")
+            return tuple(config.data[:1]), config.target
+
+        def train(self, config, values, target, out):
+            raise Trained(values["data"], target, values["out"])
+
+    argv = ["setting", "half-dg", "--data", "market1501:/a", "--data", "market1501:/b", "--out", str(tmp_path / "o")]
+    with pytest.raises(Trained) as trained:
+        main([*argv, "--target", "market1501:/c"])
+    assert trained.value.args == (("market1501:/a",), "market1501:/c", tmp_path / "o" / "run")
+    assert main([*argv, "--target", "market1501:/b"]) == 2
+    from diffreid.pipeline.stages import setting_config
+    from diffreid.run_spec import DatasetSpec, RunSpec
+
+    spec = RunSpec(sources=[DatasetSpec("a", "market1501:/a")], target=DatasetSpec("c", "market1501:/c"),
+                   path=tmp_path / "run.yaml", settings=[{"name": "half-dg"}])
+    made = setting_config(spec, tmp_path / "run", "scratch", spec.settings[0])  # a run trains it on the sources
+    assert (made.data, made.target) == (("market1501:/a",), "market1501:/c")
+
+
 def test_cosine_schedule_warms_up_then_decays_to_the_floor():
     from diffreid.config import load_train_config
-    from diffreid.reid.trainer import learning_rate
+    from diffreid.training.schedules import reid_schedule
 
     config = load_train_config("pretrain-cpu", {"data": ("x:y",), "out": "o", "epochs": 11, "warmup_epochs": 1})
-    rates = [learning_rate(config, epoch) for epoch in range(11)]
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    schedule, rates = reid_schedule(optimizer, config), []
+    for _ in range(11):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
     assert rates[0] < rates[1] == pytest.approx(config.lr)
     assert all(a > b for a, b in zip(rates[1:], rates[2:]))
     assert rates[-1] == pytest.approx(config.lr * config.min_lr_factor)

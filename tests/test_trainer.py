@@ -20,8 +20,8 @@ from diffreid.reid.init import resolve_init
 from diffreid.reid.model import ReidNet
 from diffreid.reid.run_model import TrainedReidModel
 from diffreid.reid.train_data import TrainImages
-from diffreid.reid.trainer import learning_rate, run
-from diffreid.training.checkpoints import load_checkpoint
+from diffreid.reid.trainer import run
+from diffreid.training.schedules import reid_schedule
 
 RUN_FILES = {"config.yaml", "classes.json", "checkpoints", "train.log", "metrics.jsonl", "curves.png",
              "model.safetensors", "manifest.json"}
@@ -54,9 +54,10 @@ def test_run_directory_contract(tiny_run, tiny_persons):
     manifest = json.loads((tiny_run / "manifest.json").read_text())
     assert manifest["stage"] == "train" and manifest["counts"]["identities"] == len(classes)
     # the final model is the last checkpoint's
-    tensors, state = load_checkpoint(tiny_run / "checkpoints" / "epoch-0002")
-    final = load_file(tiny_run / "model.safetensors")
-    assert state["epoch"] == 2 and all(torch.equal(final[k], tensors[f"model.{k}"]) for k in final)
+    checkpoint = tiny_run / "checkpoints" / "epoch-0002"
+    tensors, final = load_file(checkpoint / "model.safetensors"), load_file(tiny_run / "model.safetensors")
+    assert json.loads((checkpoint / "progress.json").read_text()) == {"epoch": 2}
+    assert final.keys() == tensors.keys() and all(torch.equal(final[k], tensors[k]) for k in final)
 
 
 def test_run_is_a_reid_model_that_classifies(tiny_run, tiny_persons):
@@ -131,12 +132,14 @@ def test_agw_with_center_loss_and_accumulation_trains(tiny_persons, tmp_path):
                  "--init", "scratch", "--epochs", "1", "--batch-p", "2", "--batch-k", "2", "--input-size", "64x32",
                  "--grad-accumulation", "2", "--num-workers", "0", "--set", "max_steps_per_epoch=3",
                  "--set", "center_loss_weight=0.0005"]) == 0
-    tensors, state = load_checkpoint(out / "checkpoints" / "epoch-0001")
+    checkpoint = out / "checkpoints" / "epoch-0001"
+    tensors = load_file(checkpoint / "model.safetensors")
+    optimizer = torch.load(checkpoint / "optimizer.bin", weights_only=True)
     # 3 batches allowed, accumulated in pairs: 2 batches used, one optimizer step
-    assert {int(s["step"]) for s in state["optimizer"]["state"].values()} == {1}
-    assert "center_loss.centers" in tensors and "center_optimizer" in state
-    assert any(k.startswith("model.nonlocal_blocks.") for k in tensors)
-    assert float(tensors["model.pool.p"]) != 3.0  # GeM's exponent learned
+    assert {int(s["step"]) for s in optimizer["state"].values()} == {1}
+    assert "centers" in load_file(checkpoint / "model_1.safetensors") and (checkpoint / "optimizer_1.bin").is_file()
+    assert any(k.startswith("nonlocal_blocks.") for k in tensors)
+    assert float(tensors["pool.p"]) != 3.0  # GeM's exponent learned
 
 
 def test_presets_load_and_flags_override():
@@ -154,11 +157,17 @@ def test_presets_load_and_flags_override():
 
 def test_warmup_and_steps():
     config = load_train_config("bot-r50", {"data": ("x:y",), "out": "run"})
-    assert learning_rate(config, 0) == pytest.approx(3.5e-5)
-    assert learning_rate(config, 5) == pytest.approx(3.5e-5 + 0.9 * 3.5e-4 * 0.5)
-    assert learning_rate(config, 10) == pytest.approx(3.5e-4)
-    assert learning_rate(config, 40) == pytest.approx(3.5e-5)
-    assert learning_rate(config, 119) == pytest.approx(3.5e-6)
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=config.lr)
+    schedule, rates = reid_schedule(optimizer, config), []
+    for _ in range(config.epochs):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates[0] == pytest.approx(3.5e-5)
+    assert rates[5] == pytest.approx(3.5e-5 + 0.9 * 3.5e-4 * 0.5)
+    assert rates[10] == pytest.approx(3.5e-4)
+    assert rates[40] == pytest.approx(3.5e-5)
+    assert rates[119] == pytest.approx(3.5e-6)
 
 
 def test_init_from_a_backbone_file_and_clear_imagenet_errors(tmp_path, monkeypatch):

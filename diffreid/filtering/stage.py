@@ -146,11 +146,11 @@ def _check_settings(out: Path, config: FilterConfig) -> None:
 def _source_reference(out: Path, index: int, source: str, records: list[Record], scorers: list[Scorer],
                       config: FilterConfig) -> dict:
     """Each scorer's view of the source's real images (`records`), and the threshold calibrated on them."""
-    views = []
+    views, classifier = [], SCORES[config.score].classifier
     for j, scorer in enumerate(scorers):
         cache = out / ".cache" / f"source-{index}-scorer-{j}.npz"
         if not cache.is_file():
-            features, probabilities, kept = scorer.embed(records, config.score == "prob", desc=f"real {source}")
+            features, probabilities, kept = scorer.embed(records, classifier, desc=f"real {source}")
             arrays = {"features": features, "pids": np.array([r.pid for r in kept]),
                       "camids": np.array([r.camid for r in kept]), "paths": np.array([str(r.path) for r in kept])}
             if probabilities is not None:
@@ -160,7 +160,7 @@ def _source_reference(out: Path, index: int, source: str, records: list[Record],
         data = np.load(cache)
         reference = Reference.from_features(data["features"], data["pids"], data["camids"])
         probabilities = data["probabilities"] if "probabilities" in data else None
-        class_index = scorer.class_index(source, data["pids"]) if config.score == "prob" else None
+        class_index = scorer.class_index(source, data["pids"]) if classifier else None
         views.append({"reference": reference, "probabilities": probabilities, "class_index": class_index,
                       "paths": data["paths"]})
     calibration = out / ".cache" / f"threshold-{index}.json"
@@ -199,12 +199,12 @@ def _filter_identity(out: Path, gpid: int, source: str, pid: int, items: list[Ge
         reasons = ["unknown_identity"] * len(items)
     else:
         position = {str(item.path): i for i, item in enumerate(items)}
-        per_scorer = []
+        per_scorer, classifier = [], SCORES[config.score].classifier
         for scorer, view in zip(scorers, views):
-            features, probabilities, kept = scorer.embed(records, config.score == "prob", desc="")
+            features, probabilities, kept = scorer.embed(records, classifier, desc="")
             rows = np.array([position[str(r.path)] for r in kept], dtype=int)
             claimed = np.full(len(kept), pid)
-            class_index = scorer.class_index(source, claimed) if config.score == "prob" else None
+            class_index = scorer.class_index(source, claimed) if classifier else None
             own_real = view["reference"].features[view["reference"].image_pids == pid]
             similarity = (l2_normalize(features) @ own_real.T).max(axis=1) if len(kept) else np.zeros(0)
             per_scorer.append((rows, confidence(config.score, features, claimed, view["reference"], probabilities,

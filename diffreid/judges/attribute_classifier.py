@@ -31,6 +31,7 @@ from diffreid.reid.backbones import create_backbone
 from diffreid.reid.init import resolve_init
 from diffreid.reid.onnx_model import IMAGENET_MEAN, IMAGENET_STD
 from diffreid.reid.transforms import train_transform
+from diffreid.training.metrics import Metrics
 
 log = logging.getLogger(__name__)
 ATTRIBUTES = (("upper", "colour"), ("upper", "type"), ("upper", "pattern"), ("lower", "colour"),
@@ -139,7 +140,7 @@ def train_attribute_classifier(specs: list[str], out: Path, epochs: int = 4, bat
                for name, values in vocabulary.items()}
     images = [TF.to_image(Image.open(path).convert("RGB")) for path, _ in train]
     fit(net, images, lambda logits, index: sum(F.cross_entropy(logits[name], targets[name][index])
-                                               for name in vocabulary), epochs, batch_size, lr)
+                                               for name in vocabulary), epochs, batch_size, lr, out)
     net.save(out)
     accuracy = attribute_accuracy(net, test)
     write_json_atomic(out / "accuracy.json", {"test_images": len(test), "accuracy": accuracy})
@@ -147,13 +148,16 @@ def train_attribute_classifier(specs: list[str], out: Path, epochs: int = 4, bat
     return net
 
 
-def fit(net: AttributeNet, images: list[torch.Tensor], loss_of, epochs: int, batch_size: int, lr: float) -> None:
+def fit(net: AttributeNet, images: list[torch.Tensor], loss_of, epochs: int, batch_size: int, lr: float,
+        out: Path) -> None:
     """Train `net` on uint8 images (augmented: flip, pad and crop), one-cycle AdamW;
-    `loss_of(logits, index)` is the loss of the batch of images at `index`."""
+    `loss_of(logits, index)` is the loss of the batch of images at `index`. The loss per epoch
+    goes to `out`'s metrics.jsonl and curves.png."""
     augment = train_transform(INPUT_SIZE, pad=4, erasing=0.0)
     optimizer = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = epochs * (len(images) // batch_size)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=max(1, steps))
+    metrics = Metrics(out, "epoch")
     net.train()
     for epoch in range(epochs):
         order = torch.randperm(len(images))
@@ -168,7 +172,7 @@ def fit(net: AttributeNet, images: list[torch.Tensor], loss_of, epochs: int, bat
             scheduler.step()
             total += loss.item()
             bar.set_postfix(loss=f"{loss.item():.3f}")
-        log.info("attributes epoch %d/%d: mean loss %.4f", epoch + 1, epochs, total / max(1, len(bar)))
+        metrics.record({"epoch": epoch + 1, "loss_attributes": total / max(1, len(bar))})
 
 
 def attribute_accuracy(net: AttributeNet, items: list[tuple[Path, dict[str, str]]]) -> dict[str, float]:

@@ -250,7 +250,7 @@ def train_judge(items: list[PetaImage], table: dict[str, tuple[str, ...]], out: 
     targets = soft_targets(train, table)
     started = time.monotonic()
     fit(net, images, lambda logits, index: set_loss(logits, {n: t[index] for n, t in targets.items()}),
-        epochs, min(batch_size, len(train)), lr)
+        epochs, min(batch_size, len(train)), lr, out)
     seconds = time.monotonic() - started
     net.save(out, **about)
     scores = judge_accuracy(net, test, table=table)

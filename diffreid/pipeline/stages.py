@@ -28,6 +28,7 @@ from diffreid.config import (CaptionConfig, FilterConfig, FinetuneConfig, Genera
                              build_config, config_dict, load_train_config)
 from diffreid.errors import DiffreidError
 from diffreid.run_spec import RunSpec, setting_label, setting_sources, train_values, training_seeds
+from diffreid.settings import SETTINGS
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def setting_config(spec: RunSpec, out: Path, init: str, setting: dict, seed: int
     folder = seed_folder(spec, out, seed)
     preset, values = train_values(dataclasses.replace(spec, seed=seed), "downstream")
     target = spec.target.spec(out)
-    across = setting["name"] in ("uda", "dg")  # trained on the sources, tested on the target (never one of them)
+    across = SETTINGS[setting["name"]].across  # trained on the sources, tested on the target (never one of them)
     data = tuple(s.spec(out) for s in setting_sources(spec, setting)) if across else (target,)
     return SettingConfig(name=setting["name"], data=data,
                          target=target if across else None, out=folder / "settings" / init / setting_label(setting),

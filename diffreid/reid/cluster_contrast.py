@@ -39,7 +39,9 @@ from diffreid.reid.torch_model import TorchReidModel
 from diffreid.reid.train_data import TrainImages, collate_skipping
 from diffreid.reid.transforms import train_transform
 from diffreid.runtime import training_accelerator
-from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
+from diffreid.training.checkpoints import open_run
+from diffreid.training.metrics import Metrics
+from diffreid.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 
@@ -91,17 +93,15 @@ def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperatu
     torch.manual_seed(config.seed)
     pretrained = resolve_init(config.init, config.backbone)
     model = ReidNet(config.backbone, 2, config.pooling, config.neck, config.nonlocal_blocks, config.last_stride,
-                    pretrained=pretrained).to(accelerator.device)
+                    pretrained=pretrained)
     optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=config.lr,
                                  weight_decay=config.weight_decay)
-    start = 0
-    found = checkpoints(out / "checkpoints")
-    if found:
-        tensors, state = load_checkpoint(found[-1][1])
-        model.load_state_dict({k: v for k, v in tensors.items() if not k.startswith("head.classifier")}, strict=False)
-        optimizer.load_state_dict(state["optimizer"])
-        start = state["epoch"]
+    model, optimizer = accelerator.prepare(model, optimizer)
+    state = TrainingState(out / "checkpoints", accelerator, "epoch", config.keep_checkpoints)
+    start = state.resume()
+    if start:
         log.info("resuming from epoch %d", start)
+    metrics = Metrics(out, "epoch", done=start)
     transform = train_transform(config.input_size, config.flip, config.pad, config.random_erasing)
     labels, memory = None, None
     for epoch in range(start, config.epochs):
@@ -128,11 +128,9 @@ def _usl(config: TrainConfig, out: Path, eps: float, min_samples: int, temperatu
             optimizer.step()
             memory.update(features, targets)
             losses.append(loss.item())
-        log.info("epoch %d: %d clusters, %d of %d images clustered, contrast loss %.4f", epoch + 1,
-                 int(labels.max()) + 1, len(kept), len(records), float(np.mean(losses)) if losses else float("nan"))
-        save_checkpoint(out / "checkpoints", epoch + 1, {k: v for k, v in model.state_dict().items()
-                                                          if not k.startswith("head.classifier")},
-                        {"optimizer": optimizer.state_dict()}, config.keep_checkpoints)
+        metrics.record({"epoch": epoch + 1, "clusters": int(labels.max()) + 1, "clustered": len(kept) / len(records),
+                        "loss_contrast": float(np.mean(losses)) if losses else float("nan")})
+        state.save(epoch + 1)
     if labels is None:  # resumed after the last epoch: the final clusters again
         labels, memory = _cluster(model, records, config, eps, min_samples, temperature, momentum, accelerator.device)
     _finish(out, model, memory, labels, records, config)

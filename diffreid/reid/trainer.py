@@ -6,7 +6,7 @@ for data parallelism and each rank draws its share of every PK batch.
 
 A run is resumable with nothing lost: everything random is drawn from the seed and the
 epoch (the sampler, each image's augmentation) and each finished epoch leaves a
-checkpoint of model, optimizer and scaler, so a killed run restarted with the same
+checkpoint (accelerate's state: model, optimizer, schedule, scaler), so a killed run restarted with the same
 command ends with the weights an uninterrupted run would have. RUN layout:
 config.yaml, classes.json, checkpoints/, train.log, metrics.jsonl, curves.png,
 model.safetensors (final), manifest.json.
@@ -14,9 +14,7 @@ model.safetensors (final), manifest.json.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import time
 from contextlib import nullcontext
 from functools import partial
@@ -30,7 +28,7 @@ from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, log_to_file, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, log_to_file, write_json_atomic, write_manifest, write_text_atomic
 from diffreid.config import TrainConfig, config_dict
 from diffreid.errors import DiffreidError
 from diffreid.reid.init import resolve_init
@@ -41,25 +39,16 @@ from diffreid.reid.train_data import TrainImages, collate_skipping, load_train_s
 from diffreid.reid.transforms import train_transform
 from diffreid.registry import Registry
 from diffreid.runtime import training_accelerator
-from diffreid.training.checkpoints import check_same_run, checkpoints, load_checkpoint, save_checkpoint
-from diffreid.training.curves import plot_curves
+from diffreid.training.checkpoints import check_same_run
+from diffreid.training.metrics import Metrics, plot_curves
+from diffreid.training.schedules import reid_schedule
+from diffreid.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 
 # Fields a resumed run may change; any other change means a different run.
 RESUMABLE_CHANGES = {"epochs", "eval_data", "eval_every", "keep_checkpoints", "num_workers", "out", "preset",
                      "mixed_precision"}
-
-
-def learning_rate(config: TrainConfig, epoch: int) -> float:
-    """Linear warm-up from lr·warmup_factor, then steps of lr_gamma at lr_steps, or a cosine
-    decay to lr·min_lr_factor at the last epoch (per epoch)."""
-    if epoch < config.warmup_epochs:
-        return config.lr * (config.warmup_factor + (1 - config.warmup_factor) * epoch / config.warmup_epochs)
-    if config.lr_schedule == "cosine":
-        progress = (epoch - config.warmup_epochs) / max(1, config.epochs - 1 - config.warmup_epochs)
-        return config.lr * (config.min_lr_factor + (1 - config.min_lr_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
-    return config.lr * config.lr_gamma ** sum(epoch >= step for step in config.lr_steps)
 
 
 OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
@@ -84,11 +73,6 @@ def _validate(config: TrainConfig) -> None:
         raise DiffreidError("eval_every needs eval_data (FORMAT:ROOT with query and gallery splits)")
 
 
-def _read_metrics(path: Path, before_epoch: int) -> list[dict]:
-    """metrics.jsonl rows of epochs already checkpointed (a killed epoch's row is dropped)."""
-    return [row for row in read_jsonl(path) if row["epoch"] <= before_epoch]
-
-
 def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:
     """Rank-1 and mAP on eval_data's query / gallery with the model as it is now."""
     from diffreid.data import load_dataset
@@ -105,36 +89,6 @@ def _evaluate(model: ReidNet, config: TrainConfig, classes: list[dict]) -> dict:
                                [r.camid for r in gallery])
     model.train()
     return {"rank1": float(result["cmc"][0]), "mAP": float(result["mAP"])}
-
-
-def _restore(out: Path, model, optimizer, center, center_optimizer) -> tuple[int, dict]:
-    """Load the latest checkpoint into the (not yet prepared) model and optimizers:
-    (epochs done, training state), (0, {}) when there is none."""
-    found = checkpoints(out / "checkpoints")
-    if not found:
-        return 0, {}
-    epoch, path = found[-1]
-    tensors, state = load_checkpoint(path)
-    model.load_state_dict({k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")})
-    optimizer.load_state_dict(state["optimizer"])
-    if center is not None:
-        center.load_state_dict({k.removeprefix("center_loss."): v for k, v in tensors.items()
-                                if k.startswith("center_loss.")})
-        center_optimizer.load_state_dict(state["center_optimizer"])
-    return epoch, state
-
-
-def _save_epoch(out: Path, epoch: int, accelerator, model, optimizer, center, center_optimizer, keep: int) -> None:
-    """Checkpoint everything a resumed run needs after `epoch` finished epochs."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    state = {"optimizer": optimizer.state_dict()}
-    if center is not None:
-        centres = accelerator.unwrap_model(center).state_dict()
-        tensors.update({f"center_loss.{k}": v for k, v in centres.items()})
-        state["center_optimizer"] = center_optimizer.state_dict()
-    if accelerator.scaler is not None:
-        state["scaler"] = accelerator.scaler.state_dict()
-    save_checkpoint(out / "checkpoints", epoch, tensors, state, keep)
 
 
 def run(config: TrainConfig) -> Path:
@@ -177,16 +131,15 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
                                                             config.random_erasing))
     loader = DataLoader(images, batch_sampler=sampler, num_workers=config.num_workers, collate_fn=collate_skipping)
 
-    start_epoch, state = _restore(out, model, optimizer, center, center_optimizer)
-    if main and start_epoch:
-        log.info("resuming from checkpoint %d (of %d epochs)", start_epoch, config.epochs)
+    model, optimizer, schedule = accelerator.prepare(model, optimizer, reid_schedule(optimizer, config))
     if center is not None:
         center, center_optimizer = accelerator.prepare(center, center_optimizer)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    if accelerator.scaler is not None and "scaler" in state:
-        accelerator.scaler.load_state_dict(state["scaler"])
+    state = TrainingState(out / "checkpoints", accelerator, "epoch", config.keep_checkpoints)
+    start_epoch = state.resume()
+    if main and start_epoch:
+        log.info("resuming from checkpoint %d (of %d epochs)", start_epoch, config.epochs)
+    metrics = Metrics(out, "epoch", done=start_epoch, main=main)
 
-    rows = _read_metrics(out / "metrics.jsonl", start_epoch)
     steps = len(sampler) if config.max_steps_per_epoch is None else min(len(sampler), config.max_steps_per_epoch)
     steps -= steps % config.grad_accumulation  # whole accumulation groups only, so epochs are self-contained
     if steps == 0:
@@ -199,9 +152,7 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
 
     for epoch in range(start_epoch, config.epochs):
         sampler.set_epoch(epoch)
-        lr = learning_rate(config, epoch)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
+        lr = optimizer.param_groups[0]["lr"]
         started = time.perf_counter()
         totals, correct, seen = _train_epoch(model, islice(loader, steps), steps, epoch, config, accelerator,
                                              (optimizer, center, center_optimizer))
@@ -213,17 +164,12 @@ def _train(config: TrainConfig, out: Path, accelerator) -> Path:
         unwrapped = accelerator.unwrap_model(model)
         if main and config.eval_every and ((epoch + 1) % config.eval_every == 0 or epoch + 1 == config.epochs):
             row.update(_evaluate(unwrapped, config, classes))
-        if main:
-            _save_epoch(out, epoch + 1, accelerator, unwrapped, optimizer, center, center_optimizer,
-                        config.keep_checkpoints)
-            rows.append(row)
-            write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-            plot_curves(rows, out / "curves.png")
-            log.info("epoch %d: %s", epoch + 1, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "epoch"))
-        accelerator.wait_for_everyone()
+        schedule.step()
+        metrics.record(row)
+        state.save(epoch + 1)
 
     if main:
-        _write_model(out, accelerator.unwrap_model(model), config, rows,
+        _write_model(out, accelerator.unwrap_model(model), config, metrics.rows,
                      {"images": len(train_set.records), "identities": len(classes), "epochs": config.epochs,
                       "processes": accelerator.num_processes})
     accelerator.wait_for_everyone()

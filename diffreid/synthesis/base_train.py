@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,19 +26,21 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, write_json_atomic, write_manifest
 from diffreid.config import BASE_TRAIN_IIR, BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
-from diffreid.runtime import resolve_precision
+from diffreid.runtime import training_accelerator
 from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
 from diffreid.synthesis.captioners.peta import PetaCaptioner
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.diversity import words
 from diffreid.synthesis.sampling import grid, image_tensor, sample, to_pil
-from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
-from diffreid.training.curves import plot_curves
+from diffreid.training.checkpoints import open_run
+from diffreid.training.metrics import Metrics
+from diffreid.training.schedules import warmup_schedule
+from diffreid.training.state import TrainingState
 
 log = logging.getLogger(__name__)
 CHUNK = 512  # images per cache file: a killed encoding loses at most one chunk
@@ -125,14 +126,6 @@ def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]],
     return torch.cat(latents), captions
 
 
-def _lr(config: BaseTrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to a tenth."""
-    if step < config.warmup_steps:
-        return config.lr * (step + 1) / config.warmup_steps
-    progress = (step - config.warmup_steps) / max(1, config.steps - config.warmup_steps)
-    return config.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
-
-
 def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
                    snr_gamma: float | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
     """The diffusion loss: predict the scheduler's target (noise or v) at a random timestep;
@@ -158,7 +151,6 @@ def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor
 
 
 def run(config: BaseTrainConfig) -> Path:
-    from accelerate import Accelerator
     from diffusers.training_utils import EMAModel
 
     if config.iir not in (None, *BASE_TRAIN_IIR):
@@ -176,8 +168,7 @@ def run(config: BaseTrainConfig) -> Path:
             latents = raw.float()
         log.info("%d images (%d unreadable skipped), latents %s, shift %.4f scale %.4f", len(labels),
                  len(items) - len(labels), tuple(latents.shape[1:]), model.codec.shift, model.codec.scale)
-        accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
-        _train(config, out, model, latents, labels, accelerator, EMAModel)
+        _train(config, out, model, latents, labels, training_accelerator(config.mixed_precision), EMAModel)
     return out
 
 
@@ -301,20 +292,16 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
     trained = list(model.unet.parameters()) + list(model.text_encoder.parameters())
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     ema = ema_class(trained, decay=config.ema_decay)
-    start, rows = 0, []
-    found = checkpoints(out / "checkpoints")
-    if found:
-        tensors, state = load_checkpoint(found[-1][1])
-        model.unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
-        model.text_encoder.load_state_dict({k[13:]: v for k, v in tensors.items() if k.startswith("text_encoder.")})
-        optimizer.load_state_dict(state["optimizer"])
-        ema.load_state_dict(state["ema"])
-        start = state["epoch"]
-        rows = [r for r in read_jsonl(out / "metrics.jsonl") if r["step"] <= start]
-        log.info("resuming from step %d (of %d)", start, config.steps)
     model.unet.train()
     model.text_encoder.train()
-    unet, text_encoder, optimizer = accelerator.prepare(model.unet, model.text_encoder, optimizer)
+    unet, text_encoder, optimizer, schedule = accelerator.prepare(
+        model.unet, model.text_encoder, optimizer,
+        warmup_schedule(optimizer, config.warmup_steps, config.steps, min_rate=0.1))  # cosine to a tenth
+    state = TrainingState(out / "checkpoints", accelerator, "step", keep=2, extras={"ema": ema})
+    start = state.resume()
+    if start:
+        log.info("resuming from step %d (of %d)", start, config.steps)
+    metrics = Metrics(out, "step", curves="loss.png", done=start)
     ema.to(accelerator.device)
     tokens = model.tokenize(sorted(set(captions)) + [""])
     token_of = {c: i for i, c in enumerate(sorted(set(captions)) + [""])}
@@ -333,8 +320,7 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
                      if "reference" in batch else None)
         ids = caption_ids[index].clone()
         ids[batch["drop_caption"]] = token_of[""]
-        for group in optimizer.param_groups:
-            group["lr"] = _lr(config, step)
+        lr = optimizer.param_groups[0]["lr"]
         with accelerator.autocast():
             # each distinct caption of the batch encoded once: the same values and gradients, far cheaper
             distinct, inverse = ids.unique(return_inverse=True)
@@ -344,24 +330,18 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trained, 1.0)
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad(set_to_none=True)
         ema.step(trained)
         window.append(loss.item())
         bar.set_postfix(loss=f"{loss.item():.4f}")
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            speed = len(window) * config.batch_size / (time.time() - tick)
-            rows.append({"step": done, "lr": _lr(config, step), "loss_denoise": sum(window) / len(window),
-                         "images_per_second": speed})
-            log.info("step %d: loss %.4f, lr %.2e, %.1f images/s", done, rows[-1]["loss_denoise"], rows[-1]["lr"], speed)
-            write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-            plot_curves(rows, out / "loss.png", x="step")
+            metrics.record({"step": done, "lr": lr, "loss_denoise": sum(window) / len(window),
+                            "images_per_second": len(window) * config.batch_size / (time.time() - tick)})
             window, tick = [], time.time()
         if done % config.checkpoint_every == 0 or done == config.steps:
-            tensors = {**{f"unet.{k}": v for k, v in accelerator.unwrap_model(unet).state_dict().items()},
-                       **{f"text_encoder.{k}": v for k, v in accelerator.unwrap_model(text_encoder).state_dict().items()}}
-            save_checkpoint(out / "checkpoints", done, tensors, {"optimizer": optimizer.state_dict(),
-                                                                  "ema": ema.state_dict()}, unit="step")
+            state.save(done)
         if done % config.sample_every == 0 or done == config.steps:
             _export(model, ema, trained, out / "model")
             _sample_sheet(labels, latents, out / "samples" / f"step-{done:06d}.png", config.sample_steps)

@@ -29,16 +29,18 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_json_atomic, write_manifest, write_text_atomic
+from diffreid.artifacts import atomic_path, inside_root, read_jsonl, write_json_atomic, write_manifest
 from diffreid.config import FINETUNE_IIR, FinetuneConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
-from diffreid.runtime import resolve_precision
+from diffreid.runtime import training_accelerator
 from diffreid.synthesis.base_model import BaseModel, load_base_model
 from diffreid.synthesis.base_train import cache_latents, denoising_loss
 from diffreid.synthesis.diversity import prior_preservation_loss, warn_unlearnt_phrases
-from diffreid.training.checkpoints import checkpoints, load_checkpoint, open_run, save_checkpoint
-from diffreid.training.curves import plot_curves
+from diffreid.training.checkpoints import open_run
+from diffreid.training.metrics import Metrics
+from diffreid.training.schedules import warmup_schedule
+from diffreid.training.state import TrainingState
 from diffreid.synthesis.iir import (
     IdentityEncoder, IdentityTable, add_placeholders, anchor_embedding, identity_prompt, identity_tokens)
 from diffreid.synthesis.reference_set import build_reference_set, read_reference_set
@@ -59,10 +61,6 @@ def read_captions(folder: Path, dataset_root: Path) -> tuple[dict[Path, str], di
                 for entry in read_jsonl(images) if {"image", "caption"} <= set(entry)}
     descriptions = {int(e["pid"]): e["description"] for e in read_jsonl(identities) if {"pid", "description"} <= set(e)}
     return captions, descriptions
-
-
-def _lr_factor(config: FinetuneConfig, step: int) -> float:
-    return min(1.0, (step + 1) / max(1, config.warmup_steps))
 
 
 @dataclass
@@ -217,8 +215,6 @@ def run(config: FinetuneConfig) -> Path:
 
 
 def _finetune(config: FinetuneConfig, out: Path) -> Path:
-    from accelerate import Accelerator
-
     torch.manual_seed(config.seed)
     model = load_base_model(config.base_model, tuple(config.image_size) if config.image_size else None)
     warn_unlearnt_phrases(model.caption_words, str(config.base_model))
@@ -244,11 +240,15 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
                                    {"params": list(iir.parameters()), "lr": config.iir_lr, "weight_decay": 0.0}])
     generator = IdentityGenerator(model, iir, placeholder_ids, _identities(pids, labels, descriptions),
                                   generator_settings(config, model, iir, len(train)))
-    start, rows = _restore(out, model, iir, optimizer)
-    accelerator = Accelerator(mixed_precision=resolve_precision(config.mixed_precision))
-    unet, optimizer = accelerator.prepare(model.unet, optimizer)
+    accelerator = training_accelerator(config.mixed_precision)
+    unet, _, optimizer, schedule = accelerator.prepare(model.unet, iir, optimizer,
+                                                       warmup_schedule(optimizer, config.warmup_steps))
     model.text_encoder.to(accelerator.device)
-    iir.to(accelerator.device)
+    state = TrainingState(out / "checkpoints", accelerator, "step", keep=2, trainable_only=True)
+    start = state.resume()
+    if start:
+        log.info("resuming from step %d", start)
+    metrics = Metrics(out, "step", curves="loss.png", done=start)
     log.info("%d images of %d identities, %d reference images (λ %.2f); %s; %d trainable UNet parameters, "
              "%d IIR parameters", len(labels), len(pids), len(reference_prompts), config.prior_weight,
              "full UNet" if config.full else f"LoRA rank {config.lora_rank}", sum(p.numel() for p in unet_params),
@@ -258,35 +258,26 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="finetune", unit="step")
     for step in bar:
         rng = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        for group, base in zip(optimizer.param_groups, (config.lr, config.iir_lr)):
-            group["lr"] = base * _lr_factor(config, step)
-        pick = torch.randint(0, len(latents), (config.batch_size,), generator=rng)
         with accelerator.autocast():
-            context = generator.context([prompts[i] for i in pick], identity_index[pick])
-            identity_loss = denoising_loss(unet, model.noise_scheduler, latents[pick].float().to(accelerator.device),
-                                           context, rng, config.snr_gamma)
-            prior_loss = None
-            if reference is not None:
-                chosen = torch.randint(0, len(reference), (config.prior_batch_size,), generator=rng)
-                prior_context = generator.context([reference_prompts[i] for i in chosen], None)
-                prior_loss = denoising_loss(unet, model.noise_scheduler,
-                                            reference[chosen].float().to(accelerator.device), prior_context, rng,
-                                            config.snr_gamma)
+            identity_loss, prior_loss = _losses(config, unet, generator, rng, (latents, identity_index, prompts),
+                                                (reference, reference_prompts))
             loss = prior_preservation_loss(identity_loss, prior_loss, config.prior_weight)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(unet_params + list(iir.parameters()), 1.0)
         optimizer.step()
+        schedule.step()
         optimizer.zero_grad(set_to_none=True)
         window.append((identity_loss.item(), prior_loss.item() if prior_loss is not None else float("nan")))
         bar.set_postfix(loss=f"{loss.item():.4f}")
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
-            speed = config.batch_size * len(window) / (time.time() - tick)
-            _record(out, rows, done, window, speed, reference is not None)
+            metrics.record({"step": done, "loss_identity": float(np.mean([w[0] for w in window])),
+                            **({"loss_prior": float(np.nanmean([w[1] for w in window]))} if reference is not None
+                               else {}),
+                            "images_per_second": config.batch_size * len(window) / (time.time() - tick)})
             window, tick = [], time.time()
         if done % config.checkpoint_every == 0 or done == config.steps:
-            save_checkpoint(out / "checkpoints", done, _trainable(model, iir), {"optimizer": optimizer.state_dict()},
-                            unit="step")
+            state.save(done)
     unet.eval()
     generator.save_pretrained(out)
     _sample_sheet(IdentityGenerator.from_pretrained(out), out / "samples.png", config.sample_steps)
@@ -295,6 +286,23 @@ def _finetune(config: FinetuneConfig, out: Path) -> Path:
                            "steps": config.steps},
                    inputs={"data": config.data, "captions": str(config.captions), "base_model": config.base_model})
     return out
+
+
+def _losses(config: FinetuneConfig, unet, generator: IdentityGenerator, rng: torch.Generator, identities: tuple,
+            prior: tuple) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The step's denoising losses on a batch of identity images and, with an Attribute Reference
+    Set, on a batch of its images (None without one); both batches drawn from `rng`."""
+    (latents, identity_index, prompts), (reference, reference_prompts) = identities, prior
+    scheduler, device = generator.model.noise_scheduler, next(unet.parameters()).device
+    pick = torch.randint(0, len(latents), (config.batch_size,), generator=rng)
+    context = generator.context([prompts[i] for i in pick], identity_index[pick])
+    identity_loss = denoising_loss(unet, scheduler, latents[pick].float().to(device), context, rng, config.snr_gamma)
+    if reference is None:
+        return identity_loss, None
+    chosen = torch.randint(0, len(reference), (config.prior_batch_size,), generator=rng)
+    prior_context = generator.context([reference_prompts[i] for i in chosen], None)
+    return identity_loss, denoising_loss(unet, scheduler, reference[chosen].float().to(device), prior_context, rng,
+                                         config.snr_gamma)
 
 
 def _attribute_reference_set(config: FinetuneConfig, model: BaseModel, sizing, out: Path):
@@ -316,48 +324,12 @@ def _identities(pids: list[int], labels: list, descriptions: dict[int, str]) -> 
             for pid in pids]
 
 
-def _record(out: Path, rows: list[dict], done: int, window: list, images_per_second: float, prior: bool) -> None:
-    """A metrics row of the steps since the last: metrics.jsonl, loss.png and the log."""
-    row = {"step": done, "loss_identity": float(np.mean([w[0] for w in window])),
-           **({"loss_prior": float(np.nanmean([w[1] for w in window]))} if prior else {}),
-           "images_per_second": images_per_second}
-    rows.append(row)
-    log.info("step %d: %s", done, ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "step"))
-    write_text_atomic(out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    plot_curves(rows, out / "loss.png", x="step")
-
-
 @dataclass
 class _Sizing:
     """What `cache_latents` needs to know: the size to encode at and the batch."""
 
     image_size: tuple[int, int]
     encode_batch: int
-
-
-def _trainable(model: BaseModel, iir: torch.nn.Module) -> dict[str, torch.Tensor]:
-    tensors = {f"iir.{k}": v for k, v in iir.state_dict().items()}
-    tensors |= {f"unet.{name}": p.detach() for name, p in model.unet.named_parameters() if p.requires_grad}
-    return tensors
-
-
-def _restore(out: Path, model: BaseModel, iir: torch.nn.Module, optimizer) -> tuple[int, list[dict]]:
-    found = checkpoints(out / "checkpoints")
-    if not found:
-        return 0, []
-    tensors, state = load_checkpoint(found[-1][1])
-    iir.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("iir.")})
-    parameters = dict(model.unet.named_parameters())
-    with torch.no_grad():
-        for key, value in tensors.items():
-            if key.startswith("unet."):
-                parameters[key[5:]].copy_(value)
-    optimizer.load_state_dict(state["optimizer"])
-    step = state["epoch"]
-    metrics = out / "metrics.jsonl"
-    rows = read_jsonl(metrics)
-    log.info("resuming from step %d", step)
-    return step, [row for row in rows if row["step"] <= step]
 
 
 def generator_settings(config: FinetuneConfig, model: BaseModel, iir: torch.nn.Module, input_images: int) -> dict:

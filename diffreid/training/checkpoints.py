@@ -1,47 +1,17 @@
-"""Training checkpoints: written whole or not at all, found again after a kill.
-
-`checkpoints/epoch-NNNN/` (or `step-NNNNNN/` for step-counted training) holds `model.safetensors` (the Re-ID model and any loss
-parameters, e.g. center-loss centres) and `training_state.pt` (optimizer, loss scaler,
-epoch: plain tensors and numbers, read back with `weights_only=True`). A checkpoint is
-written under a temporary name and renamed when complete, so a kill mid-write leaves the
-previous one as the latest.
-"""
+"""Run folders and where their checkpoints lie: `checkpoints/epoch-NNNN/` (or `step-NNNNNN/`
+for step-counted training), each one accelerate state (see `diffreid.training.state`)."""
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import torch
-from safetensors.torch import load_file, save_file
-
 from diffreid.errors import DiffreidError
 
 _NAME = re.compile(r"^(epoch|step)-(\d{4,})$")
-
-
-def save_checkpoint(folder: Path, epoch: int, tensors: dict[str, torch.Tensor], state: dict, keep: int = 2,
-                    unit: str = "epoch") -> Path:
-    """Write checkpoint `epoch` (the number of epochs, or steps, finished) and prune all but the last `keep`."""
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / (f"epoch-{epoch:04d}" if unit == "epoch" else f"step-{epoch:06d}")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=folder))
-    try:
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp / "model.safetensors")
-        torch.save({**state, "epoch": epoch}, tmp / "training_state.pt")
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    for old in checkpoints(folder)[:-max(1, keep)]:
-        shutil.rmtree(old[1], ignore_errors=True)
-    return final
 
 
 def checkpoints(folder: Path) -> list[tuple[int, Path]]:
@@ -60,17 +30,6 @@ def prune_checkpoints(root: Path) -> int:
             freed += sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
             shutil.rmtree(folder, ignore_errors=True)
     return freed
-
-
-def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """The tensors and training state of one checkpoint directory."""
-    try:
-        tensors = load_file(path / "model.safetensors")
-        state = torch.load(path / "training_state.pt", map_location="cpu", weights_only=True)
-    except Exception as error:  # safetensors and torch raise untyped errors
-        raise DiffreidError(f"{path}: unreadable checkpoint ({error}); delete it to resume from the one before") \
-            from None
-    return tensors, state
 
 
 def check_same_run(out: Path, config: dict, resumable: tuple[str, ...], command: str) -> None:
