@@ -1,6 +1,6 @@
 """The confidence threshold filter on real images: CUHK01 genuine candidates against impostors.
 
-Runs `diffreid filter` on the protocol of `diffreid.filtering.protocol` (identities 1-485
+Runs `diffreid filter` on the protocol of `ctf_protocol.py` (identities 1-485
 calibrate the threshold cross-camera; identities 486-971's camera-B images are genuine
 candidates, or relabelled as a random and as the nearest other identity) for each score
 the scorer supports, prints genuine kept / random dropped / look-alike dropped and the
@@ -16,7 +16,7 @@ import argparse
 import json
 from pathlib import Path
 
-from diffreid.filtering.protocol import measure, plot_roc
+from ctf_protocol import measure, plot_roc
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -18,8 +18,8 @@ from pathlib import Path
 from PIL import Image
 
 from diffreid.judges.attribute_classifier import labelled_images, load_attribute_classifier
-from diffreid.judges.fidelity import agreement, prompt_fidelity
 from diffreid.synthesis.base_model import load_base_model
+from prompt_fidelity import agreement, prompt_fidelity
 
 
 def main() -> None:

@@ -13,11 +13,11 @@ from diffreid.data import load_dataset
 from diffreid.errors import DiffreidError
 from diffreid.judges.attribute_classifier import labelled_images, load_attribute_classifier, read_labels
 from diffreid.judges.attribute_diversity import new_attribute_values
-from diffreid.judges.fidelity import prompt_fidelity
 from diffreid.synthesis.base_model import MiniatureShape, new_miniature
 from diffreid.synthesis.captioners.procedural import procedural_caption
 
 from generated_dirs import write_generated
+from prompt_fidelity import prompt_fidelity
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_classifier_trains_saves_and_reloads(tiny_persons, trained, tmp_path):
 
 
 def test_agreement_counts_exact_shades_and_colour_families():
-    from diffreid.judges.fidelity import agreement
+    from prompt_fidelity import agreement
 
     wanted = [{"upper colour": "navy blue", "lower colour": "beige"}, {"upper colour": "red", "lower colour": "black"}]
     read = [{"upper colour": "black", "lower colour": "khaki"}, {"upper colour": "red", "lower colour": "white"}]

@@ -143,7 +143,7 @@ def test_filter_shards_resume_and_merge_to_the_same_result(planted, shared_data,
 def test_real_genuine_and_impostors_on_cuhk01(shared_data, tmp_path):
     """CUHK01 with the OSNet MSMT17 model: calibrate on identities 1-485, then keep camera-B views of
     identities 486-971 and drop them when relabelled as another person (docs/results.md has all rates)."""
-    from diffreid.filtering.protocol import measure
+    from ctf_protocol import measure
 
     result = measure(str(shared_data / OSNET), shared_data / "cuhk01", tmp_path, score="cosine")
     print({k: v for k, v in result.items() if k != "roc"})

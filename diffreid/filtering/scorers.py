@@ -19,10 +19,6 @@ class Scorer:
         self.model = load_reid_model(model_path)
         self.batch_size = batch_size
 
-    @property
-    def can_classify(self) -> bool:
-        return hasattr(self.model, "classify")
-
     def embed(self, records: list[Record], probabilities: bool = False, desc: str = "score"):
         """Features (and class probabilities) of the readable images, and their records."""
         model = self.model
