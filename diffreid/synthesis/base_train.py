@@ -31,7 +31,7 @@ from diffreid.config import BASE_TRAIN_IIR, BaseTrainConfig, config_dict
 from diffreid.data import load_dataset
 from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
-from diffreid.runtime import training_accelerator
+from diffreid.runtime import default_device, training_accelerator
 from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
 from diffreid.synthesis.captioners.peta import PetaCaptioner
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
@@ -114,7 +114,8 @@ def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]],
                 batch = [(load_image(p, config.image_size), c) for p, c in part[i:i + config.encode_batch]]
                 batch = [(x, c) for x, c in batch if x is not None]
                 if batch:
-                    encoded.append(codec.encode(torch.stack([x for x, _ in batch])).half())
+                    pixels = torch.stack([x for x, _ in batch]).to(next(codec.parameters()).device)
+                    encoded.append(codec.encode(pixels).half().cpu())
                     kept += [c for _, c in batch]
             with atomic_path(path) as tmp:
                 save_file({"latents": torch.cat(encoded)}, tmp, metadata={"captions": json.dumps(kept)})
@@ -159,8 +160,10 @@ def run(config: BaseTrainConfig) -> Path:
     with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:
         model = _initial_model(config)
         items = training_images(config)
-        raw, labels = cache_latents(config, model.codec.eval(), [(i.path, asdict(i) | {"path": str(i.path)})
-                                                               for i in items], out / "cache")
+        # encoded where training will run: on a GPU the codec takes seconds where a CPU takes minutes
+        raw, labels = cache_latents(config, model.codec.to(default_device()).eval(),
+                                    [(i.path, asdict(i) | {"path": str(i.path)}) for i in items], out / "cache")
+        model.codec.cpu()
         if config.init is None:  # the codec's normalisation, measured once on these people (SD's VAE scaling factor)
             model.codec.shift, model.codec.scale = float(raw.float().mean()), float(1 / raw.float().std())
             latents = (raw.float() - model.codec.shift) * model.codec.scale
@@ -291,7 +294,7 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
     draw = BatchDraw(config, labels)
     trained = list(model.unet.parameters()) + list(model.text_encoder.parameters())
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
-    ema = ema_class(trained, decay=config.ema_decay)
+    ema = ema_class(trained, decay=config.ema_decay, foreach=True)  # one fused update, not one per tensor
     model.unet.train()
     model.text_encoder.train()
     unet, text_encoder, optimizer, schedule = accelerator.prepare(
