@@ -26,6 +26,7 @@ from pathlib import Path
 from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
                              TrainConfig, config_values, train_preset)
 from diffreid.errors import DiffreidError
+from diffreid.filtering.scores import SCORES
 from diffreid.settings import SETTINGS
 
 INITS = ("scratch", "source-only", "diff-person", "imagenet", "imagenet+diff-person")
@@ -153,6 +154,9 @@ def _check(spec: RunSpec) -> None:
     _fields(path, "finetune", FinetuneConfig, spec.finetune)
     _fields(path, "generate", GenerateConfig, spec.generate)
     _fields(path, "filter", FilterConfig, spec.filter)
+    score = spec.filter.get("score", FilterConfig.score)
+    if score not in SCORES:  # else the run would stop at its filter stage, after captioning, fine-tuning and sampling
+        raise DiffreidError(f"{path}: filter: score {score!r} is not a CTF score; scores: {', '.join(SCORES.names())}")
     for section in ("pretrain", "downstream"):
         preset, values = train_values(spec, section)
         try:

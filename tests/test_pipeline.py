@@ -218,6 +218,15 @@ def test_the_filter_never_takes_the_test_splits_of_a_source_that_is_the_target(t
     assert FilterConfig(generated=(), scorers=(), out=tmp_path).reference_splits == ("train",)
 
 
+def test_a_filter_score_that_does_not_exist_is_refused_before_any_work(tiny_base, tmp_path):
+    config = tiny_config(tiny_base, filter={"score": "cosinus"})
+    with pytest.raises(DiffreidError, match="filter: score 'cosinus' is not a CTF score; scores: .*cosine.*margin"):
+        run(write_config(tmp_path, config), tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    config["filter"] = {"score": "margin"}
+    assert load_run_spec(write_config(tmp_path, config)).filter["score"] == "margin"
+
+
 def test_every_seed_has_its_own_runs(tiny_base, tmp_path):
     from diffreid.pipeline.runner import digests
     from diffreid.pipeline.stages import setting_config
