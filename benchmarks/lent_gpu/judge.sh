@@ -16,9 +16,8 @@ m = json.loads((d / "manifest.json").read_text()); m["config"]["data"] = "cuhk01
 lines = []
 for line in (d / "manifest.jsonl").read_text().splitlines():
     e = json.loads(line)
-    e.pop("source", None)
-    for k in ("reference",):
-        if e.get(k): e[k] = e[k].replace(".jpg", ".png")
+    e.pop("source", None)  # the judge reads the original CUHK01, not the carried JPEG copies
+    if e.get("reference"): e["reference"] = e["reference"].replace(".jpg", ".png")
     if e.get("references"): e["references"] = [r.replace(".jpg", ".png") for r in e["references"]]
     lines.append(json.dumps(e))
 (d / "manifest.jsonl").write_text("\n".join(lines) + "\n")
