@@ -159,6 +159,7 @@ class BaseTrainConfig:
     iir: str | None = None  # "reference": the UNet also reads another image of the same person (image-level IIR)
     reference_dropout: float = 0.1  # references dropped to zeros, so guidance has a reference-free model
     reference_pairs: str = "any"  # "any" other image of the person, or "other_camera" only (a new view, not a pose to copy)
+    reference_tokens: int = 0  # 0: reference latents join the UNet's input; K: K tokens its cross-attention reads
     data_weights: tuple[float, ...] | None = None  # each dataset's share of a batch; None: in proportion to its size
     exclude_judged: Path | None = None  # a PETA judge (diffreid attributes): its held-out identities are left out
     splits: tuple[str, ...] = ("train",)

@@ -53,10 +53,11 @@ def test_a_miniature_folder_loads_with_diffusers_and_draws_what_sample_draws(tin
     assert _same(direct(prompts, seed=[3, 4], num_inference_steps=3).images, drawn)
 
 
-def test_a_reference_reading_miniature_draws_from_a_reference_image(tmp_path):
+@pytest.mark.parametrize("tokens", [0, 4])  # the reference as input channels, or as cross-attention tokens
+def test_a_reference_reading_miniature_draws_from_a_reference_image(tmp_path, tokens):
     from diffreid.synthesis.base_train import load_image
 
-    model = new_miniature(TINY, seed=0, reference=True)
+    model = new_miniature(TINY, seed=0, reference=True, reference_tokens=tokens)
     model.save_pretrained(tmp_path / "ref")
     model = load_base_model(tmp_path / "ref")
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (80, 40, 3), dtype=np.uint8)).save(tmp_path / "r.png")
@@ -65,6 +66,7 @@ def test_a_reference_reading_miniature_draws_from_a_reference_image(tmp_path):
         latents = model.codec.encode(pixels)
     expected = sample(model, ["a person"], [9], steps=3, reference=latents, reference_guidance=1.5)
     pipe = _pipeline(tmp_path / "ref")
+    assert (pipe.reference_tokens is not None) == bool(tokens)
     with Image.open(tmp_path / "r.png") as reference:
         drawn = pipe("a person", reference_image=reference, seed=9, num_inference_steps=3,
                      reference_guidance_scale=1.5).images

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
 from diffreid.config import BaseTrainConfig, GenerateConfig
 from diffreid.errors import DiffreidError
@@ -17,7 +19,7 @@ from diffreid.synthesis import base_train
 from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
 from diffreid.synthesis.base_train import BatchDraw, latents_at, training_images
 from diffreid.synthesis.diversity import unlearnt_phrases, words
-from diffreid.synthesis.sampling import guidance_branches
+from diffreid.synthesis.sampling import guidance_branches, sample_latents
 
 from conftest import TINY_SHAPE
 from reader_trees import write_image
@@ -163,6 +165,53 @@ def test_base_train_learns_from_references_and_widens_a_text_only_miniature(tiny
     with pytest.raises(DiffreidError, match="iir: reference"):
         base_train.run(_config([f"market1501:{tiny_persons}"], tmp_path / "other", init=str(out / "model"),
                                iir=None))
+
+
+def test_a_reference_read_as_tokens_leaves_the_input_alone_and_steers_the_drawing():
+    model = new_miniature(TINY, seed=0, reference=True, reference_tokens=4).to("cpu")
+    assert model.takes_reference and not model.reference_channels
+    assert model.unet.config.in_channels == model.codec.latent_channels
+    context, uncond = model.encode_text(["a person"] * 2), model.encode_text([""])
+    reference = torch.randn(2, model.codec.latent_channels, *model.latent_size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        tokens = model.reference_tokens(reference)
+    assert tokens.shape == (2, 4, model.unet.config.cross_attention_dim)
+    drawn = sample_latents(model, context, uncond, [1, 2], steps=2, guidance=1.0, reference=reference)
+    assert not torch.allclose(drawn, sample_latents(model, context, uncond, [1, 2], steps=2, guidance=1.0,
+                                                    reference=reference.flip(0)))
+    # reference guidance 1 with one reference is the reference branch alone: the same image as no guidance split
+    once = sample_latents(model, context, uncond, [1, 2], steps=2, guidance=1.0, reference=reference,
+                          reference_guidance=1.0)
+    torch.testing.assert_close(once, sample_latents(model, context, uncond, [1, 2], steps=2, guidance=1.0,
+                                                    reference=[reference, reference], reference_guidance=1.0))
+
+
+def test_base_train_learns_references_as_tokens_and_resumes_them(tiny_persons, tmp_path):
+    data = [f"market1501:{tiny_persons}"]
+    out = base_train.run(_config(data, tmp_path / "tokens", reference_tokens=4))
+    model = load_base_model(out / "model")
+    assert model.reference_tokens is not None and not model.reference_channels
+    start = new_miniature(TINY, seed=0, reference=True, reference_tokens=4)
+    trained = dict(model.reference_tokens.named_parameters())
+    assert any(not torch.allclose(p, trained[name]) for name, p in start.reference_tokens.named_parameters())
+    finished = load_file(out / "checkpoints" / "step-000004" / "model_2.safetensors")  # the reader's weights
+    shutil.rmtree(out / "checkpoints" / "step-000004")
+    base_train.run(_config(data, tmp_path / "tokens", reference_tokens=4))  # killed after step 2, started again
+    resumed = load_file(out / "checkpoints" / "step-000004" / "model_2.safetensors")
+    assert finished.keys() == resumed.keys() and all(torch.equal(finished[k], resumed[k]) for k in finished)
+
+    # a text-only miniature goes on with a new reader; one that reads channels cannot switch to tokens
+    text_only = tmp_path / "text-only"
+    new_miniature(TINY, seed=0).save_pretrained(text_only)
+    grown = load_base_model(base_train.run(_config(data, tmp_path / "grown", init=str(text_only), steps=2,
+                                                   reference_tokens=4)) / "model")
+    assert grown.reference_tokens is not None and grown.unet.config.in_channels == grown.codec.latent_channels
+    channels = tmp_path / "channels"
+    new_miniature(TINY, seed=0, reference=True).save_pretrained(channels)
+    with pytest.raises(DiffreidError, match="input channels; go on with reference_tokens=0"):
+        base_train.run(_config(data, tmp_path / "switch", init=str(channels), reference_tokens=4))
+    with pytest.raises(DiffreidError, match="with iir: reference"):
+        base_train.run(_config(data, tmp_path / "no-iir", iir=None, reference_tokens=4))
 
 
 def test_going_on_from_a_miniature_encodes_latents_in_its_scale_once(tiny_persons, tmp_path, monkeypatch):

@@ -3,7 +3,9 @@
 # One training process at a time: two on one GPU take turns (docs/results.md, "A lent H200").
 # Run from the repository root with .gpu/ made by prepare.py carried, e.g. through the device tool:
 #   OUT=$OUT TRAIN_S=480 bash benchmarks/lent_gpu/train_and_draw.sh 2>&1 | tee $OUT/run.log
-# Env: TRAIN_S, STEPS, EVERY (steps between exports), BATCH, CHANNELS, LAYERS, DATA, CTF_IDS, OUT.
+# Env: TRAIN_S, STEPS, EVERY (steps between exports), BATCH, CHANNELS, LAYERS, DATA, CTF_IDS, OUT;
+# ARGS: more base-train options (e.g. "--set reference_tokens=8"); RG: more reference guidances to draw
+# the last export's unseen people at (e.g. "4 16"), each its own .tgz.
 set -u
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
 T0=$(date +%s)
@@ -18,7 +20,7 @@ export PYTHONPATH=${PYTHONPATH:-$PWD}
 nvidia-smi -L 2>/dev/null
 python3 -m diffreid base-train --data $DATA --iir reference --out $W/model --steps $STEPS --batch-size $BATCH \
   --seed 0 --set "unet_channels=$CHANNELS" --set layers_per_block=$LAYERS --set warmup_steps=200 \
-  --set sample_every=$EVERY --set checkpoint_every=$((STEPS * 10)) --set log_every=50 > $W/train.log 2>&1 &
+  --set sample_every=$EVERY --set checkpoint_every=$((STEPS * 10)) --set log_every=50 ${ARGS:-} > $W/train.log 2>&1 &
 TRAIN=$!
 snapshot() {  # copy each export once its sample sheet (written after it) appears
   for sheet in $W/model/samples/step-*.json; do
@@ -33,15 +35,17 @@ while kill -0 $TRAIN 2>/dev/null; do
 done
 snapshot
 echo "training stopped at $(( $(date +%s) - T0 )) s"; ls -d $W/snap-* 2>/dev/null
-draw() {  # snapshot, split, extra generate options; the folder comes back as one .tgz
-  python3 -m diffreid generate --generator $W/$1 --references $DATA --split $2 --batch-size 243 --no-injection \
-    --guidance 1 --out $W/gen-$1-$2 "${@:3}" > $W/gen-$1-$2.log 2>&1 \
-    && tar czf $OUT/$1-$2.tgz -C $W gen-$1-$2 && echo "$1 $2 drawn at $(( $(date +%s) - T0 )) s"
+draw() {  # name, snapshot, split, extra generate options; the folder gen-NAME comes back as NAME.tgz
+  python3 -m diffreid generate --generator $W/$2 --references $DATA --split $3 --batch-size 243 --no-injection \
+    --guidance 1 --out $W/gen-$1 "${@:4}" > $W/gen-$1.log 2>&1 \
+    && tar czf $OUT/$1.tgz -C $W gen-$1 && echo "$1 drawn at $(( $(date +%s) - T0 )) s"
 }
-snaps=$(ls -d $W/snap-* 2>/dev/null | sort | xargs -n1 basename | tail -n 5)  # $OUT takes 8 files
+keep=$((5 - $(echo ${RG:-} | wc -w)))  # $OUT takes 8 files: run.log, logs, train, the RG draws and these
+snaps=$(ls -d $W/snap-* 2>/dev/null | sort | xargs -n1 basename | tail -n $keep)
 last=$(echo "$snaps" | tail -n 1)
-[ -n "$last" ] && draw $last train --per-identity 2 --identities ${CTF_IDS:-$(seq 1 4 485)} &
-for snap in $snaps; do draw $snap query --per-identity 1 & done
+[ -n "$last" ] && draw $last-train $last train --per-identity 2 --identities ${CTF_IDS:-$(seq 1 4 485)} &
+for snap in $snaps; do draw $snap-query $snap query --per-identity 1 & done
+for rg in ${RG:-}; do [ -n "$last" ] && draw $last-rg$rg-query $last query --per-identity 1 --reference-guidance $rg & done
 wait
 cp $W/model/metrics.jsonl $W/metrics.jsonl 2>/dev/null
 tar czf $OUT/logs.tgz -C $W train.log metrics.jsonl $(cd $W && ls model/samples/*.png gen-*.log 2>/dev/null | tail -n 12)

@@ -21,6 +21,7 @@ from diffreid.artifacts import write_json_atomic
 from diffreid.config import BaseTrainConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.codec import LatentCodec
+from diffreid.synthesis.reference_tokens import ReferenceTokens
 
 MINIATURE = Path(__file__).resolve().parent / "miniature"
 MAX_TOKENS = 77  # SD v1's CLIP context
@@ -58,10 +59,17 @@ class BaseModel:
     image_size: tuple[int, int]  # (height, width) it draws at
     kind: str  # "miniature" or "stable-diffusion"
     caption_words: set[str] | None = None  # every word of its training captions, where base-train recorded them
+    reference_tokens: nn.Module | None = None  # ReferenceTokens: a reference read as cross-attention tokens
 
     @property
     def takes_reference(self) -> bool:
-        """Its UNet reads a reference image's latents beside the noisy ones (the image-level IIR)."""
+        """Its UNet reads a reference image (the image-level IIR): its latents beside the noisy ones,
+        or its tokens beside the text's."""
+        return self.reference_channels or self.reference_tokens is not None
+
+    @property
+    def reference_channels(self) -> bool:
+        """The reference's latents join the UNet's input as channels."""
         return self.unet.config.in_channels == 2 * self.codec.latent_channels
 
     @property
@@ -78,9 +86,12 @@ class BaseModel:
         return self.text_encoder(ids).last_hidden_state
 
     def to(self, device: torch.device | str, dtype: torch.dtype | None = None) -> "BaseModel":
-        for module in (self.codec, self.text_encoder, self.unet):
+        for module in self.modules():
             module.to(device=device, dtype=dtype)
         return self
+
+    def modules(self) -> list[nn.Module]:
+        return [self.codec, self.text_encoder, self.unet] + [m for m in (self.reference_tokens,) if m is not None]
 
     def save_pretrained(self, folder: str | Path) -> Path:
         """A folder `load_base_model` reads back and diffusers' `DiffusionPipeline.from_pretrained` loads
@@ -95,6 +106,8 @@ class BaseModel:
             self.codec.save_pretrained(folder / "codec")
         else:
             self.codec.vae.save_pretrained(folder / "vae")
+        if self.reference_tokens is not None:
+            self.reference_tokens.save_pretrained(folder / "reference_tokens")
         if self.caption_words is not None:
             write_json_atomic(folder / CAPTION_WORDS, sorted(self.caption_words))
         write_json_atomic(folder / "model_index.json", model_index(self))
@@ -123,6 +136,8 @@ def model_index(model: BaseModel, **extra) -> dict:
              "scheduler": entry(model.noise_scheduler)}
     if model.kind == "miniature":
         index |= {"_class_name": "DiffReidPipeline", "codec": entry(model.codec), "image_size": list(model.image_size)}
+        if model.reference_tokens is not None:
+            index["reference_tokens"] = entry(model.reference_tokens)
     else:
         index |= {"_class_name": "StableDiffusionPipeline", "vae": entry(model.codec.vae),
                   "safety_checker": [None, None], "feature_extractor": [None, None], "image_encoder": [None, None],
@@ -162,14 +177,17 @@ def load_base_model(source: str | Path = "tiny", image_size: tuple[int, int] | N
                             "folder laid out as a diffusers pipeline, or a hub id when the hub can be reached") from None
     # "image_size": the miniature's pipeline setting (and every folder written before diffusers could load them)
     size = image_size or tuple(index.get("image_size") or index.get("_image_size") or SD_IMAGE_SIZE)
-    for module in (codec, text_encoder, unet):
+    words = folder / CAPTION_WORDS
+    model = BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, (int(size[0]), int(size[1])),
+                      "miniature" if is_miniature else "stable-diffusion",
+                      set(json.loads(words.read_text(encoding="utf-8"))) if local and words.is_file() else None,
+                      ReferenceTokens.from_pretrained(folder / "reference_tokens")
+                      if local and (folder / "reference_tokens").is_dir() else None)
+    for module in model.modules():
         module.eval()
         if is_miniature:  # shipped in half precision to stay small; a CPU computes in float32
             module.float()
-    words = folder / CAPTION_WORDS
-    return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, (int(size[0]), int(size[1])),
-                     "miniature" if is_miniature else "stable-diffusion",
-                     set(json.loads(words.read_text(encoding="utf-8"))) if local and words.is_file() else None)
+    return model
 
 
 def _model_index(folder: Path) -> dict:
@@ -195,9 +213,11 @@ class MiniatureShape:
 
 
 def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | Path | None = None,
-                  tokenizer_folder: str | Path | None = None, seed: int = 0, reference: bool = False) -> BaseModel:
+                  tokenizer_folder: str | Path | None = None, seed: int = 0, reference: bool = False,
+                  reference_tokens: int = 0) -> BaseModel:
     """An untrained miniature: pretrained codec and tokenizer, randomly initialised UNet and text
-    encoder; with `reference`, a UNet that also reads a reference image's latents."""
+    encoder; with `reference`, a UNet that also reads a reference image: its latents as input
+    channels, or, given `reference_tokens` K > 0, K tokens its cross-attention reads."""
     from diffusers import DDPMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
@@ -214,7 +234,8 @@ def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | 
     depth = len(shape.unet_channels)
     unet = UNet2DConditionModel(
         sample_size=(shape.image_size[0] // codec.downscale, shape.image_size[1] // codec.downscale),
-        in_channels=codec.latent_channels * (2 if reference else 1), out_channels=codec.latent_channels,
+        in_channels=codec.latent_channels * (2 if reference and not reference_tokens else 1),
+        out_channels=codec.latent_channels,
         block_out_channels=shape.unet_channels, layers_per_block=shape.layers_per_block,
         # attention only below the top level, where a 16x8 latent is already coarse
         down_block_types=("DownBlock2D",) + ("CrossAttnDownBlock2D",) * (depth - 1),
@@ -224,7 +245,16 @@ def new_miniature(shape: MiniatureShape = MiniatureShape(), codec_folder: str | 
     noise_scheduler = DDPMScheduler(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012,
                                     beta_schedule="scaled_linear", prediction_type="v_prediction",
                                     clip_sample=False)
-    return BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, tuple(shape.image_size), "miniature")
+    model = BaseModel(codec, tokenizer, text_encoder, unet, noise_scheduler, tuple(shape.image_size), "miniature")
+    if reference and reference_tokens:
+        model.reference_tokens = new_reference_tokens(model, reference_tokens)
+    return model
+
+
+def new_reference_tokens(model: BaseModel, tokens: int) -> ReferenceTokens:
+    """A reference reader sized for the model's latents and its UNet's cross-attention."""
+    return ReferenceTokens(latent_channels=model.codec.latent_channels, latent_size=model.latent_size, tokens=tokens,
+                           cross_attention_dim=model.unet.config.cross_attention_dim)
 
 
 def with_reference_input(unet):
@@ -249,6 +279,8 @@ def ship_miniature(folder: str | Path, provenance: dict, dest: Path = MINIATURE)
     model = load_base_model(folder)
     model.unet.half().save_pretrained(dest / "unet")
     model.text_encoder.half().save_pretrained(dest / "text_encoder")
+    if model.reference_tokens is not None:
+        model.reference_tokens.half().save_pretrained(dest / "reference_tokens")
     model.noise_scheduler.save_pretrained(dest / "scheduler")
     write_json_atomic(dest / "codec" / LatentCodec.config_name,
                       {"kind": "taef2", "shift": model.codec.shift, "scale": model.codec.scale})

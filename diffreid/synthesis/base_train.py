@@ -32,8 +32,10 @@ from diffreid.data import load_dataset
 from diffreid.data.peta import FORMATS as PETA_FORMATS, PID_STRIDE, held_out_people
 from diffreid.errors import DiffreidError
 from diffreid.runtime import default_device, training_accelerator
-from diffreid.synthesis.base_model import MiniatureShape, load_base_model, new_miniature, with_reference_input
+from diffreid.synthesis.base_model import (MiniatureShape, load_base_model, new_miniature, new_reference_tokens,
+                                            with_reference_input)
 from diffreid.synthesis.captioners.peta import PetaCaptioner
+from diffreid.synthesis.reference_tokens import reference_context
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.diversity import words
 from diffreid.synthesis.sampling import grid, image_tensor, sample, to_pil
@@ -128,9 +130,11 @@ def cache_latents(config: BaseTrainConfig, codec, items: list[tuple[Path, str]],
 
 
 def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor, generator: torch.Generator,
-                   snr_gamma: float | None = None, reference: torch.Tensor | None = None) -> torch.Tensor:
+                   snr_gamma: float | None = None, reference: torch.Tensor | None = None,
+                   reference_tokens=None) -> torch.Tensor:
     """The diffusion loss: predict the scheduler's target (noise or v) at a random timestep;
-    `reference` latents, for a UNet that reads them, join the noisy ones as input channels.
+    `reference` latents, for a UNet that reads them, join the noisy ones as input channels, or,
+    given its `reference_tokens` reader, the text's tokens as tokens.
 
     With `snr_gamma`, min-SNR weighting (Hang et al. 2023) keeps the easy, low-noise steps
     from dominating; it speeds up small models most.
@@ -139,6 +143,8 @@ def denoising_loss(unet, scheduler, latents: torch.Tensor, context: torch.Tensor
     t = torch.randint(0, scheduler.config.num_train_timesteps, (len(latents),), generator=generator).to(latents.device)
     noisy = scheduler.add_noise(latents, noise, t)
     target = scheduler.get_velocity(latents, noise, t) if scheduler.config.prediction_type == "v_prediction" else noise
+    if reference is not None and reference_tokens is not None:
+        context, reference = reference_context(reference_tokens, context, reference), None
     inputs = noisy if reference is None else torch.cat([noisy, reference.to(noisy)], dim=1)
     prediction = unet(inputs, t, encoder_hidden_states=context).sample
     per_item = F.mse_loss(prediction.float(), target.float(), reduction="none").mean(dim=(1, 2, 3))
@@ -157,6 +163,9 @@ def run(config: BaseTrainConfig) -> Path:
     if config.iir not in (None, *BASE_TRAIN_IIR):
         raise DiffreidError(f"iir {config.iir!r}: base-train knows \"reference\" (a reference image read by the "
                             "UNet); identity tokens are learnt per dataset by `diffreid finetune --iir table|encoder`")
+    if config.reference_tokens < 0 or (config.reference_tokens and config.iir != "reference"):
+        raise DiffreidError(f"reference_tokens={config.reference_tokens}: the number of tokens a reference image "
+                            "becomes (0: input channels instead), with iir: reference")
     with open_run(config.out, config_dict(config), RESUMABLE_CHANGES, "base-train") as out:
         model = _initial_model(config)
         items = training_images(config)
@@ -259,7 +268,7 @@ def _initial_model(config: BaseTrainConfig):
                                layers_per_block=config.layers_per_block, text_hidden=config.text_hidden,
                                text_layers=config.text_layers, text_heads=max(1, config.text_hidden // 32))
         return new_miniature(shape, config.codec, config.tokenizer, seed=config.seed,
-                             reference=config.iir == "reference")
+                             reference=config.iir == "reference", reference_tokens=config.reference_tokens)
     if config.codec is not None or config.tokenizer is not None:
         raise DiffreidError(f"init {config.init}: its own codec and tokenizer are used; drop codec / tokenizer")
     model = load_base_model(config.init)
@@ -275,11 +284,23 @@ def _initial_model(config: BaseTrainConfig):
         raise DiffreidError(f"init {config.init} has " + ", ".join(f"{k} {v}" for k, v in wrong.items()) +
                             "; set the same (--set FIELD=VALUE) or leave init out to train a new shape")
     if config.iir == "reference" and not model.takes_reference:
-        log.info("init %s draws from text only: its UNet is widened to read a reference (new inputs at zero)",
-                 config.init)
-        model.unet = with_reference_input(model.unet)
+        torch.manual_seed(config.seed)
+        if config.reference_tokens:
+            log.info("init %s draws from text only: it gets a reader of references as %d tokens", config.init,
+                     config.reference_tokens)
+            model.reference_tokens = new_reference_tokens(model, config.reference_tokens)
+        else:
+            log.info("init %s draws from text only: its UNet is widened to read a reference (new inputs at zero)",
+                     config.init)
+            model.unet = with_reference_input(model.unet)
     elif config.iir is None and model.takes_reference:
         raise DiffreidError(f"init {config.init} reads reference images; go on training it with iir: reference")
+    elif model.takes_reference:
+        tokens = model.reference_tokens.config.tokens if model.reference_tokens is not None else 0
+        if tokens != config.reference_tokens:
+            raise DiffreidError(f"init {config.init} reads references as " +
+                                (f"{tokens} tokens" if tokens else "input channels") +
+                                f"; go on with reference_tokens={tokens}")
     return model
 
 
@@ -292,14 +313,14 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
     captions = [label["caption"] for label in labels]
     model.caption_words = words(captions) | (model.caption_words or set())  # what its text encoder reads
     draw = BatchDraw(config, labels)
-    trained = list(model.unet.parameters()) + list(model.text_encoder.parameters())
+    learners = [m for m in (model.unet, model.text_encoder, model.reference_tokens) if m is not None]
+    trained = [p for module in learners for p in module.parameters()]
     optimizer = torch.optim.AdamW(trained, lr=config.lr, weight_decay=config.weight_decay)
     ema = ema_class(trained, decay=config.ema_decay, foreach=True)  # one fused update, not one per tensor
-    model.unet.train()
-    model.text_encoder.train()
-    unet, text_encoder, optimizer, schedule = accelerator.prepare(
-        model.unet, model.text_encoder, optimizer,
-        warmup_schedule(optimizer, config.warmup_steps, config.steps, min_rate=0.1))  # cosine to a tenth
+    for module in learners:
+        module.train()
+    schedule = warmup_schedule(optimizer, config.warmup_steps, config.steps, min_rate=0.1)  # cosine to a tenth
+    unet, text_encoder, *reader, optimizer, schedule = accelerator.prepare(*learners, optimizer, schedule)
     state = TrainingState(out / "checkpoints", accelerator, "step", keep=2, extras={"ema": ema})
     start = state.resume()
     if start:
@@ -309,9 +330,9 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
     tokens = model.tokenize(sorted(set(captions)) + [""])
     token_of = {c: i for i, c in enumerate(sorted(set(captions)) + [""])}
     caption_ids = torch.tensor([token_of[c] for c in captions])
-    log.info("%d trainable parameters (UNet %d, text encoder %d), batch %d, %d steps, precision %s",
-             sum(p.numel() for p in trained), sum(p.numel() for p in model.unet.parameters()),
-             sum(p.numel() for p in model.text_encoder.parameters()), config.batch_size, config.steps,
+    log.info("%d trainable parameters (%s), batch %d, %d steps, precision %s",
+             sum(p.numel() for p in trained), ", ".join(f"{type(m).__name__} {sum(p.numel() for p in m.parameters())}"
+                                                       for m in learners), config.batch_size, config.steps,
              accelerator.mixed_precision)
     window, tick = [], time.time()
     bar = tqdm(range(start, config.steps), initial=start, total=config.steps, desc="base-train", unit="step")
@@ -329,7 +350,7 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
             distinct, inverse = ids.unique(return_inverse=True)
             context = text_encoder(tokens[distinct].to(accelerator.device)).last_hidden_state[inverse.to(accelerator.device)]
             loss = denoising_loss(unet, model.noise_scheduler, images.to(accelerator.device), context,
-                                  batch["generator"], config.snr_gamma, reference)
+                                  batch["generator"], config.snr_gamma, reference, *reader)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(trained, 1.0)
         optimizer.step()
@@ -348,8 +369,8 @@ def _train(config, out, model, latents, labels, accelerator, ema_class) -> None:
         if done % config.sample_every == 0 or done == config.steps:
             _export(model, ema, trained, out / "model")
             _sample_sheet(labels, latents, out / "samples" / f"step-{done:06d}.png", config.sample_steps)
-            model.unet.train()
-            model.text_encoder.train()
+            for module in learners:
+                module.train()
     write_manifest(out, "base-train", config_dict(config), counts={"images": len(labels), "steps": config.steps},
                    inputs={spec: "dataset" for spec in config.data})
 

@@ -3,7 +3,8 @@
 A miniature folder (`BaseModel.save_pretrained`, base-train's `model/`, the packaged
 miniature) names this class in its `model_index.json`, beside its components `unet`,
 `text_encoder`, `tokenizer`, `scheduler` (the training noise schedule) and `codec` (TAEF2,
-which diffusers' `AutoencoderTiny` cannot load). diffusers looks a pipeline class up in
+which diffusers' `AutoencoderTiny` cannot load), and `reference_tokens` for a model that reads a
+reference image as cross-attention tokens. diffusers looks a pipeline class up in
 its own namespace, so importing this module adds it there; after that
 
     import diffreid.synthesis.pipeline
@@ -31,6 +32,7 @@ from transformers import CLIPTextModel
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.codec import LatentCodec
+from diffreid.synthesis.reference_tokens import ReferenceTokens
 from diffreid.synthesis.sampling import REFERENCE_GUIDANCE, image_tensor, sample_latents, to_pil
 
 OUTPUT_TYPES = ("pil", "np", "pt", "latent")
@@ -39,13 +41,14 @@ OUTPUT_TYPES = ("pil", "np", "pt", "latent")
 class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
     """Text (and, for a model trained with `--iir reference`, a reference image) to person images."""
 
-    model_cpu_offload_seq = "text_encoder->unet->codec"
+    model_cpu_offload_seq = "text_encoder->reference_tokens->unet->codec"
+    _optional_components = ["reference_tokens"]
 
     def __init__(self, unet: UNet2DConditionModel, text_encoder: CLIPTextModel, tokenizer, scheduler: SchedulerMixin,
-                 codec: LatentCodec, image_size=(128, 64)):
+                 codec: LatentCodec, reference_tokens: ReferenceTokens | None = None, image_size=(128, 64)):
         super().__init__()
         self.register_modules(unet=unet, text_encoder=text_encoder, tokenizer=tokenizer, scheduler=scheduler,
-                              codec=codec)
+                              codec=codec, reference_tokens=reference_tokens)
         self.register_to_config(image_size=[int(side) for side in image_size])
 
     @classmethod
@@ -55,12 +58,13 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
             raise DiffreidError("DiffReidPipeline holds a miniature (TAEF2 codec); a Stable Diffusion base model "
                                 "loads as diffusers' StableDiffusionPipeline")
         return cls(model.unet, model.text_encoder, model.tokenizer, model.noise_scheduler, model.codec,
-                   model.image_size)
+                   model.reference_tokens, model.image_size)
 
     def base_model(self, height: int | None = None, width: int | None = None) -> BaseModel:
         """The pipeline's modules (not copies) as the `BaseModel` diffreid's own code takes."""
         size = (height or self.config.image_size[0], width or self.config.image_size[1])
-        return BaseModel(self.codec, self.tokenizer, self.text_encoder, self.unet, self.scheduler, size, "miniature")
+        return BaseModel(self.codec, self.tokenizer, self.text_encoder, self.unet, self.scheduler, size, "miniature",
+                         reference_tokens=self.reference_tokens)
 
     @torch.no_grad()
     def __call__(self, prompt: str | list[str], reference_image=None, num_inference_steps: int = 25,
@@ -71,7 +75,7 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         """Draw `num_images_per_prompt` images of each prompt.
 
         reference_image: a PIL image, a list of them (one per prompt), or a tensor (N, 3, H, W) in [0, 1],
-            for a model whose UNet reads a reference (`in_channels` twice the latent channels).
+            for a model that reads a reference (as input channels, or as tokens through `reference_tokens`).
         seed: each image's noise seed (as diffreid's `sample` takes them): an int gives seed, seed + 1, ...;
             otherwise seeds are drawn from `generator` (or torch's global generator).
         output_type: "pil", "np" (N, H, W, 3 in [0, 1]), "pt" (N, 3, H, W in [0, 1]) or "latent".

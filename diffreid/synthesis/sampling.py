@@ -14,6 +14,7 @@ from PIL import Image
 from diffreid.config import GenerateConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
+from diffreid.synthesis.reference_tokens import reference_context
 
 REFERENCE_GUIDANCE = GenerateConfig.reference_guidance  # one default for generate, sampling and the pipeline
 
@@ -85,6 +86,8 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
     branches, weights = guidance_branches(model, context, uncond, reference, guidance, reference_guidance)
     extra = torch.cat([r for r, _ in branches]) if model.takes_reference else None
     contexts = torch.cat([c for _, c in branches])
+    if model.reference_tokens is not None:  # read once: the same tokens at every step
+        contexts, extra = reference_context(model.reference_tokens, contexts, extra), None
     for t in timesteps:
         inputs = scheduler.scale_model_input(torch.cat([latents] * len(branches)), t)
         if extra is not None:
