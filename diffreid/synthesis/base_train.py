@@ -35,9 +35,9 @@ from diffreid.runtime import default_device, training_accelerator
 from diffreid.synthesis.base_model import (MiniatureShape, load_base_model, new_miniature, new_reference_tokens,
                                             with_reference_input)
 from diffreid.synthesis.captioners.peta import PetaCaptioner
-from diffreid.synthesis.reference_tokens import reference_context
 from diffreid.synthesis.captioners.procedural import read_procedural_captions
 from diffreid.synthesis.diversity import words
+from diffreid.synthesis.reference_tokens import reference_context
 from diffreid.synthesis.sampling import grid, image_tensor, sample, to_pil
 from diffreid.training.checkpoints import open_run
 from diffreid.training.metrics import Metrics
