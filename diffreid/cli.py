@@ -140,6 +140,16 @@ def _add_generate(commands) -> None:
     gen.add_argument("--references-per-image", type=int, default=GenerateConfig.references_per_image, metavar="K",
                      help="with --references: draw each image from K of the person's images at once (the model's "
                           "predictions for each averaged; e.g. 2: both of a CUHK01 person's camera-A images)")
+    gen.add_argument("--identity-model", default=GenerateConfig.identity_model, metavar="REID",
+                     help="with --references: a PyTorch Re-ID model (torchreid .pth weights or a diffreid run) whose "
+                          "features steer the first sampling steps towards the references' person; use one that is "
+                          "not the model judging the result")
+    gen.add_argument("--identity-guidance", type=float, default=GenerateConfig.identity_guidance, metavar="W",
+                     help="with --identity-model: the step each guided sampling step takes towards the person, in "
+                          f"latent units (default {GenerateConfig.identity_guidance:g}: off)")
+    gen.add_argument("--identity-until", type=float, default=GenerateConfig.identity_until, metavar="SHARE",
+                     help=f"with --identity-model: the share of the sampling steps guided, from the first "
+                          f"(default {GenerateConfig.identity_until:g}; the rest let the UNet settle the picture)")
     gen.add_argument("--out", type=Path, required=True)
     gen.add_argument("--per-identity", type=int, default=GenerateConfig.per_identity)
     gen.add_argument("--shard", default=GenerateConfig.shard, metavar="K/N",
@@ -517,7 +527,8 @@ def _generate(args: argparse.Namespace) -> int:
     config = GenerateConfig(generator=args.generator, out=args.out, references=args.references, split=args.split,
                             captions=args.captions, reference_guidance=args.reference_guidance,
                             strength=args.strength, references_per_image=args.references_per_image,
-                            per_identity=args.per_identity, shard=args.shard,
+                            identity_model=args.identity_model, identity_guidance=args.identity_guidance,
+                            identity_until=args.identity_until, per_identity=args.per_identity, shard=args.shard,
                             identities=tuple(args.identities) if args.identities else None, steps=args.steps, guidance=args.guidance, injection=not args.no_injection,
                             batch_size=args.batch_size, seed=args.seed, compile=args.compile, dtype=args.dtype)
     print(f"wrote {run(config)}")

@@ -302,6 +302,9 @@ class GenerateConfig:
     reference_guidance: float = 8.0
     strength: float = 1.0  # references: 1 draws from noise alone; below, from the reference noised to that level
     references_per_image: int = 1  # references: images of the person each image is drawn from (predictions averaged)
+    identity_model: str | None = None  # references: a PyTorch Re-ID model that guides towards the person (not the judge)
+    identity_guidance: float = 0.0  # references: its step size per guided step, in latent units (0: off)
+    identity_until: float = 0.6  # references: the share of the sampling steps it guides, from the first
     per_identity: int = 10
     shard: str | None = None  # "K/N": identities K, K+N, ... of all
     identities: tuple[int, ...] | None = None  # only these person ids (a preview); None: all

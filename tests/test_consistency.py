@@ -52,6 +52,9 @@ def test_true_views_are_consistent_and_relabelled_ones_are_not(shared_data, tmp_
     assert true["own_centroid_cosine"] > true["nearest_other_centroid_cosine"]
     assert true["closer_to_own"] > 0.8 and true["rank1"] > 0.8
     assert wrong["closer_to_own"] < 0.2 and wrong["rank1"] < 0.2 and wrong["mAP"] < true["mAP"]
+    for judged in (true, wrong):  # the share's 95% interval over the images holds it
+        low, high = judged["closer_to_own_interval"]
+        assert 0 <= low <= judged["closer_to_own"] <= high <= 1 and high - low < 0.5
 
     # the command: both folders at once, with one camera's real images as the reference to approach
     assert main(["consistency", "--generated", str(tmp_path / "true"), str(tmp_path / "wrong"), "--model", model,

@@ -448,3 +448,12 @@ def test_student_t_interval():
     assert t_interval([0.5]) == (0.5, None)
     # paired by seed: seed 3 of one side only is left out
     assert compare({0: 2.0, 1: 3.0, 2: 4.0, 3: 9.0}, {0: 1.0, 1: 2.0, 2: 3.5}, 3)["seeds"] == [0, 1, 2]
+
+
+def test_wilson_interval_of_a_share():
+    from diffreid.report.stats import wilson_interval
+
+    low, high = wilson_interval(72, 486)  # 72 of 486 people: the reference model's 14.8%
+    assert (round(low, 3), round(high, 3)) == (0.119, 0.182)
+    assert wilson_interval(0, 486)[0] == 0 and 0 < wilson_interval(0, 486)[1] < 0.01  # never below 0, still wide
+    assert wilson_interval(10, 10)[1] == pytest.approx(1) and wilson_interval(10, 10)[0] < 0.8

@@ -23,6 +23,7 @@ from diffreid.evaluation.feature_metrics import evaluate_features
 from diffreid.filtering.generated import read_generated
 from diffreid.filtering.scorers import Scorer
 from diffreid.filtering.scores import Reference
+from diffreid.report.stats import wilson_interval
 
 
 def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, gallery: Reference,
@@ -35,9 +36,10 @@ def _summary(features: np.ndarray, pids: np.ndarray, reference: Reference, galle
     nearest_other = similarity.max(axis=1)
     ranks = evaluate_features(features, gallery.features, pids, gallery.image_pids, np.full(len(pids), -1),
                               gallery.camids)
+    closer = int((own_cosine > nearest_other).sum())
     return {"images": int(len(pids)), "own_centroid_cosine": float(own_cosine.mean()),
             "nearest_other_centroid_cosine": float(nearest_other.mean()),
-            "closer_to_own": float((own_cosine > nearest_other).mean()),
+            "closer_to_own": closer / len(pids), "closer_to_own_interval": list(wilson_interval(closer, len(pids))),
             "rank1": float(ranks["cmc"][0]), "mAP": float(ranks["mAP"]), "spread": spread(features, pids, per_identity)}
 
 

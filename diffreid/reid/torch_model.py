@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from diffreid.reid.backbones import create_backbone, match_backbone
@@ -36,6 +37,14 @@ class TorchReidModel:
         """uint8 N×H×W×3 RGB → ImageNet-normalised float N×3×H×W on the model's device."""
         x = torch.from_numpy(np.ascontiguousarray(images)).to(self.device).permute(0, 3, 1, 2).float()
         return (x / 255.0 - self.mean) / self.std
+
+    def embed(self, images: torch.Tensor) -> torch.Tensor:
+        """Features of float N×3×H×W RGB images in [0, 1] at any size, resized here; differentiable, so a
+        sampler can follow their gradient (identity guidance)."""
+        x = F.interpolate(images.to(self.mean), size=self.input_size, mode="bilinear", align_corners=False)
+        x = (x - self.mean) / self.std
+        features = self.module(x)
+        return (features + self.module(x.flip(3))) / 2 if self.flip else features
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features of a batch of uint8 N×H×W×3 RGB images at `input_size`."""

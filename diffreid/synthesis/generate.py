@@ -40,6 +40,7 @@ from diffreid.synthesis.base_model import load_base_model
 from diffreid.synthesis.base_train import load_image
 from diffreid.synthesis.diversity import injected_attributes, warn_unlearnt_phrases
 from diffreid.synthesis.finetune import IdentityGenerator
+from diffreid.synthesis.identity_guidance import IdentityGuidance
 from diffreid.synthesis.iir import identity_prompt
 from diffreid.synthesis.sampling import sample_latents, to_pil
 
@@ -106,12 +107,17 @@ class ReferenceIdentities:
         self.pids = sorted(self.images)
         self.descriptions, self.captions = _read_descriptions(config.captions)
         self.pixels: dict[str, torch.Tensor] = {}
+        self.identity_spec = (config.identity_model, config.identity_guidance, config.identity_until)
+        self.identity: IdentityGuidance | None = None
         if config.injection:
             warn_unlearnt_phrases(self.model.caption_words, str(config.generator))
 
     def to(self, device, dtype) -> None:
         self.model.to(device, dtype)
         self.uncond = self.model.encode_text([""])
+        model, scale, until = self.identity_spec
+        if model:
+            self.identity = IdentityGuidance.load(model, self.model.codec, scale, until, device)
 
     def plan(self, pid: int, position: int, config: GenerateConfig) -> list[dict]:
         """Prompt, seed, injected attributes and reference image of each image of one identity;
@@ -152,11 +158,13 @@ class ReferenceIdentities:
     def latents(self, batch: list[dict], positions: list[int], config: GenerateConfig) -> torch.Tensor:
         parameter = next(self.model.unet.parameters())
         slots = zip(*(e.get("references", [e["reference"]]) for e in batch))  # the j-th reference of every image
-        reference = [self.model.codec.encode(torch.stack([self.pixels[key] for key in slot]).to(parameter))
-                     for slot in slots]
+        pixels = [torch.stack([self.pixels[key] for key in slot]).to(parameter) for slot in slots]
+        reference = [self.model.codec.encode(p) for p in pixels]
         context = self.model.encode_text([e["prompt"] for e in batch])
+        targets = self.identity.targets(pixels) if self.identity else None
         return sample_latents(self.model, context, self.uncond, [e["seed"] for e in batch], config.steps,
-                              config.guidance, reference, config.reference_guidance, config.strength)
+                              config.guidance, reference, config.reference_guidance, config.strength,
+                              self.identity, targets)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -199,6 +207,12 @@ def run(config: GenerateConfig) -> Path:
         raise DiffreidError(f"--references-per-image {config.references_per_image}: give --references")
     if config.references_per_image < 1:
         raise DiffreidError(f"--references-per-image {config.references_per_image}: at least 1")
+    if config.identity_model and not config.references:
+        raise DiffreidError(f"--identity-model {config.identity_model}: guides towards reference images; "
+                            "give --references")
+    if config.identity_guidance and not config.identity_model:
+        raise DiffreidError(f"--identity-guidance {config.identity_guidance:g}: give --identity-model, a PyTorch "
+                            "Re-ID model that is not the one judging the result")
     out = Path(config.out)
     source = ReferenceIdentities(config) if config.references else LearntIdentities(config)
     source.to(local_device(), _dtype(config.dtype))

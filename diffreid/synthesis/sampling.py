@@ -14,6 +14,7 @@ from PIL import Image
 from diffreid.config import GenerateConfig
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
+from diffreid.synthesis.identity_guidance import IdentityGuidance
 from diffreid.synthesis.reference_tokens import reference_context
 
 REFERENCE_GUIDANCE = GenerateConfig.reference_guidance  # one default for generate, sampling and the pipeline
@@ -56,7 +57,9 @@ def guidance_branches(model: BaseModel, context: torch.Tensor, uncond: torch.Ten
 @torch.no_grad()
 def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor, seeds: list[int],
                    steps: int = 25, guidance: float = 5.0, reference: torch.Tensor | list[torch.Tensor] | None = None,
-                   reference_guidance: float = REFERENCE_GUIDANCE, strength: float = 1.0) -> torch.Tensor:
+                   reference_guidance: float = REFERENCE_GUIDANCE, strength: float = 1.0,
+                   identity: IdentityGuidance | None = None, identity_targets: torch.Tensor | None = None
+                   ) -> torch.Tensor:
     """Denoise from each seed's noise under `context` (per-token text embeddings, one per seed).
 
     `uncond` is the empty prompt's context (one row, broadcast) for classifier-free guidance;
@@ -64,6 +67,8 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
     or a list of such batches (several references per image, see `guidance_branches`). A
     `strength` below 1 starts from the (first) reference noised to that level and runs that share
     of the steps (img2img, as DA-Fusion makes variations): nearer the person, and nearer the image.
+    `identity` steers the first steps towards `identity_targets`, the references' Re-ID features
+    (see `IdentityGuidance`).
     """
     from diffusers import DPMSolverMultistepScheduler
 
@@ -88,12 +93,16 @@ def sample_latents(model: BaseModel, context: torch.Tensor, uncond: torch.Tensor
     contexts = torch.cat([c for _, c in branches])
     if model.reference_tokens is not None:  # read once: the same tokens at every step
         contexts, extra = reference_context(model.reference_tokens, contexts, extra), None
-    for t in timesteps:
+    for step, t in enumerate(timesteps):
         inputs = scheduler.scale_model_input(torch.cat([latents] * len(branches)), t)
         if extra is not None:
             inputs = torch.cat([inputs, extra], dim=1)
         outs = model.unet(inputs, t, encoder_hidden_states=contexts).sample.chunk(len(branches))
-        latents = scheduler.step(sum(w * o for w, o in zip(weights, outs)), t, latents).prev_sample
+        prediction = sum(w * o for w, o in zip(weights, outs))
+        if identity is not None and identity.guides(step, len(timesteps)):
+            prediction = identity.steer_prediction(prediction, latents, scheduler.alphas_cumprod[int(t)],
+                                                   scheduler.config.prediction_type, identity_targets)
+        latents = scheduler.step(prediction, t, latents).prev_sample
     return latents
 
 

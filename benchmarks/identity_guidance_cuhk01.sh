@@ -1,0 +1,62 @@
+# Identity guidance on CUHK01 (docs/results.md): tune its step on training identities, then read the
+# identity bar on the 486 never-seen people over sampling seeds, guided against unguided.
+#   bash benchmarks/identity_guidance_cuhk01.sh GENERATOR OUT
+# GENERATOR: a base model trained with --iir reference on CUHK01 1-485 only. Resumable: a finished
+# folder or judgement is kept. Guide: OSNet x0.25 trained on Market-1501 (torchreid); judge: the
+# issue's OSNet x0.25 MSMT17 ONNX model. The step is chosen on training identities (every 4th of
+# 1-485), never on the test people.
+cd "$(dirname "$0")/.."
+set -euo pipefail
+G=$1; R=$2; mkdir -p $R
+C=cuhk01-485:../shared/data/cuhk01; D=../shared/data/models
+JUDGE=$D/osnet_x0_25_msmt17.onnx; GUIDE=${GUIDE:-$D/osnet_x0_25_market1501.pth}
+STEPS_TRIED=${STEPS_TRIED:-"0 0.1 0.3 1"}; SEEDS=${SEEDS:-"0 1 2"}; UNTIL=${UNTIL:-0.6}
+draw() {  # draw OUT SPLIT STEP SEED [args...]
+  local out=$1 split=$2 w=$3 seed=$4; shift 4
+  [ -f $out/manifest.jsonl ] || flock /tmp/cpu.lock diffreid generate --generator $G --references $C --split $split \
+      --per-identity 1 --batch-size 48 --no-injection --guidance 1 --seed $seed --out $out \
+      --identity-model $GUIDE --identity-guidance $w --identity-until $UNTIL "$@"
+  [ -f $out.json ] || flock /tmp/cpu.lock diffreid consistency --generated $out --model $JUDGE \
+      --reference-camera 2 --real-camera 1 --out $out.json
+}
+for w in $STEPS_TRIED; do draw $R/train-w$w train $w 0 --identities $(seq 1 4 485); done
+BEST=$(python - $R $STEPS_TRIED <<'PY'
+import json, sys
+from pathlib import Path
+r = Path(sys.argv[1])
+share = {w: next(iter(json.loads((r / f"train-w{w}.json").read_text()).values()))["generated"]["closer_to_own"]
+         for w in sys.argv[2:]}
+print(max(share, key=lambda w: (share[w], -float(w))))
+PY
+)
+echo "step chosen on training identities: $BEST"
+for seed in $SEEDS; do for w in 0 $BEST; do draw $R/unseen-w$w-s$seed query $w $seed; done; done
+# the CTF on training identities at the chosen step, as the issue's bar reads it
+[ -f $R/ctf-train/manifest.json ] || { draw $R/train2-w$BEST train $BEST 0 --identities $(seq 1 4 485) --per-identity 2
+  flock /tmp/cpu.lock diffreid filter --generated $R/train2-w$BEST --scorer $C=$JUDGE --out $R/ctf-train; }
+python - $R $BEST $SEEDS <<'PY'
+import json, sys
+from pathlib import Path
+from diffreid.report.stats import compare, t_interval
+r, best, seeds = Path(sys.argv[1]), sys.argv[2], [int(s) for s in sys.argv[3:]]
+def judged(name):
+    return next(iter(json.loads((r / f"{name}.json").read_text()).values()))
+rows = {}
+for w in ("0", best):
+    rows[w] = {s: judged(f"unseen-w{w}-s{s}") for s in seeds}
+    for s, j in rows[w].items():
+        g, c = j["generated"], j.get("copies", {})
+        lo, hi = g["closer_to_own_interval"]
+        print(f"step {w} seed {s}: closer to own {g['closer_to_own']:.1%} ({lo:.1%}-{hi:.1%}) of {g['images']}, "
+              f"own cos {g['own_centroid_cosine']:.3f}, other {g['nearest_other_centroid_cosine']:.3f}, "
+              f"rank-1 {g['rank1']:.1%}, mAP {g['mAP']:.1%}, guard {c.get('passes_near_duplicate_guard', 0):.0%}, "
+              f"cos ref {c.get('cosine_to_nearest_reference', 0):.3f}, pixel {c.get('pixel_difference_to_nearest_reference', 0):.3f}")
+    for key in ("closer_to_own", "own_centroid_cosine", "rank1", "mAP"):
+        mean, half = t_interval([j["generated"][key] for j in rows[w].values()])
+        print(f"step {w}: {key} {mean:.4f} ± {half if half is not None else float('nan'):.4f} over seeds {seeds}")
+verdict = compare({s: rows[best][s]["generated"]["closer_to_own"] for s in seeds},
+                  {s: rows["0"][s]["generated"]["closer_to_own"] for s in seeds}, min_seeds=3)
+print(f"guided (step {best}) against unguided, closer to own, paired by seed: {verdict}")
+kept = json.loads((r / "ctf-train" / "manifest.json").read_text())
+print("CTF on training identities:", json.dumps(kept.get("counts", kept)))
+PY
