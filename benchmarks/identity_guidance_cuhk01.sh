@@ -3,13 +3,15 @@
 #   bash benchmarks/identity_guidance_cuhk01.sh GENERATOR OUT
 # GENERATOR: a base model trained with --iir reference on CUHK01 1-485 only. Resumable: a finished
 # folder or judgement is kept. Guide: OSNet x0.25 trained on Market-1501 (torchreid); judge: the
-# issue's OSNet x0.25 MSMT17 ONNX model. The step is chosen on training identities (every 4th of
-# 1-485), never on the test people.
+# issue's OSNet x0.25 MSMT17 ONNX model, and, as a second judge that shares neither architecture nor
+# training with the guide, ImageNet MobileNetV2 features (no Re-ID training: a weaker judge, read
+# against its own reading of the real images). The step is chosen on training identities (every 4th
+# of 1-485), never on the test people.
 cd "$(dirname "$0")/.."
 set -euo pipefail
 G=$1; R=$2; mkdir -p $R
 C=cuhk01-485:../shared/data/cuhk01; D=../shared/data/models
-JUDGE=$D/osnet_x0_25_msmt17.onnx; GUIDE=${GUIDE:-$D/osnet_x0_25_market1501.pth}
+JUDGE=$D/osnet_x0_25_msmt17.onnx; SECOND=$D/mobilenet_v2_imagenet_features.safetensors; GUIDE=${GUIDE:-$D/osnet_x0_25_market1501.pth}
 STEPS_TRIED=${STEPS_TRIED:-"0 0.1 0.3 1"}; SEEDS=${SEEDS:-"0 1 2"}; UNTIL=${UNTIL:-0.6}
 draw() {  # draw OUT SPLIT STEP SEED [args...]
   local out=$1 split=$2 w=$3 seed=$4; shift 4
@@ -30,7 +32,11 @@ print(max(share, key=lambda w: (share[w], -float(w))))
 PY
 )
 echo "step chosen on training identities: $BEST"
-for seed in $SEEDS; do for w in 0 $BEST; do draw $R/unseen-w$w-s$seed query $w $seed; done; done
+for seed in $SEEDS; do for w in 0 $BEST; do
+  draw $R/unseen-w$w-s$seed query $w $seed
+  [ -f $R/unseen-w$w-s$seed.imagenet.json ] || flock /tmp/cpu.lock diffreid consistency --generated $R/unseen-w$w-s$seed \
+      --model $SECOND --reference-camera 2 --real-camera 1 --out $R/unseen-w$w-s$seed.imagenet.json
+done; done
 # the CTF on training identities at the chosen step, as the issue's bar reads it
 [ -f $R/ctf-train/manifest.json ] || { draw $R/train2-w$BEST train $BEST 0 --identities $(seq 1 4 485) --per-identity 2
   flock /tmp/cpu.lock diffreid filter --generated $R/train2-w$BEST --scorer $C=$JUDGE --out $R/ctf-train; }
@@ -51,12 +57,21 @@ for w in ("0", best):
               f"own cos {g['own_centroid_cosine']:.3f}, other {g['nearest_other_centroid_cosine']:.3f}, "
               f"rank-1 {g['rank1']:.1%}, mAP {g['mAP']:.1%}, guard {c.get('passes_near_duplicate_guard', 0):.0%}, "
               f"cos ref {c.get('cosine_to_nearest_reference', 0):.3f}, pixel {c.get('pixel_difference_to_nearest_reference', 0):.3f}")
+    second = {s: judged(f"unseen-w{w}-s{s}.imagenet") for s in seeds}
     for key in ("closer_to_own", "own_centroid_cosine", "rank1", "mAP"):
-        mean, half = t_interval([j["generated"][key] for j in rows[w].values()])
-        print(f"step {w}: {key} {mean:.4f} ± {half if half is not None else float('nan'):.4f} over seeds {seeds}")
+        for name, found in (("OSNet MSMT17", rows[w]), ("ImageNet MobileNetV2", second)):
+            mean, half = t_interval([j["generated"][key] for j in found.values()])
+            print(f"step {w}, {name}: {key} {mean:.4f} ± {half if half is not None else float('nan'):.4f} "
+                  f"over seeds {seeds}")
+    real = second[seeds[0]]["real"]
+    print(f"ImageNet MobileNetV2 on the real camera-A images: closer to own {real['closer_to_own']:.1%}, "
+          f"own cos {real['own_centroid_cosine']:.3f}")
 verdict = compare({s: rows[best][s]["generated"]["closer_to_own"] for s in seeds},
                   {s: rows["0"][s]["generated"]["closer_to_own"] for s in seeds}, min_seeds=3)
 print(f"guided (step {best}) against unguided, closer to own, paired by seed: {verdict}")
+second = compare(*({s: judged(f"unseen-w{w}-s{s}.imagenet")["generated"]["closer_to_own"] for s in seeds}
+                   for w in (best, "0")), min_seeds=3)
+print(f"the same read by ImageNet MobileNetV2: {second}")
 kept = json.loads((r / "ctf-train" / "manifest.json").read_text())
 print("CTF on training identities:", json.dumps(kept.get("counts", kept)))
 PY

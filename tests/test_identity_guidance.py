@@ -113,3 +113,27 @@ def test_generate_with_identity_guidance_draws_nearer_the_person_by_the_guide(ti
                   identity_model=str(shared_data / "models" / "osnet_x0_25_msmt17.onnx"))
     with pytest.raises(DiffreidError, match="--identity-model"):
         _generate(base, tiny_persons, tmp_path / "none", identity_guidance=1.0)
+
+
+def test_the_diffusers_pipeline_takes_identity_guidance(tmp_path):
+    """The pipeline steers as generate does: the same latents as sample_latents with the same guide."""
+    from diffreid.synthesis.pipeline import DiffReidPipeline
+    from diffreid.synthesis.sampling import sample_latents
+
+    folder = tmp_path / "base"
+    new_miniature(TINY, seed=0, reference=True).save_pretrained(folder)
+    pipe = DiffReidPipeline.from_pretrained(folder)
+    guide = _guide(scale=0.3, until=0.5)
+    guide.codec = pipe.codec
+    reference = torch.rand(2, 3, 64, 32)
+    draw = dict(prompt=["a person"] * 2, reference_image=reference, num_inference_steps=4, seed=[3, 4],
+                output_type="latent")
+    plain, guided = pipe(**draw).images, pipe(**draw, identity_guidance=guide).images
+    model = pipe.base_model()
+    context, uncond = model.encode_text(["a person"] * 2), model.encode_text([""])
+    direct = sample_latents(model, context, uncond, [3, 4], 4, 5.0, pipe.codec.encode(reference), identity=guide,
+                            identity_targets=guide.targets([reference]))
+    torch.testing.assert_close(guided, direct)
+    assert not torch.allclose(guided, plain, atol=1e-3)
+    with pytest.raises(DiffreidError, match="reference_image"):
+        pipe(prompt="a person", num_inference_steps=2, identity_guidance=guide)

@@ -32,6 +32,7 @@ from transformers import CLIPTextModel
 from diffreid.errors import DiffreidError
 from diffreid.synthesis.base_model import BaseModel
 from diffreid.synthesis.codec import LatentCodec
+from diffreid.synthesis.identity_guidance import IdentityGuidance
 from diffreid.synthesis.reference_tokens import ReferenceTokens
 from diffreid.synthesis.sampling import REFERENCE_GUIDANCE, image_tensor, sample_latents, to_pil
 
@@ -71,7 +72,7 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
                  guidance_scale: float = 5.0, reference_guidance_scale: float = REFERENCE_GUIDANCE, negative_prompt: str = "",
                  num_images_per_prompt: int = 1, seed: int | list[int] | None = None,
                  generator: torch.Generator | None = None, height: int | None = None, width: int | None = None,
-                 output_type: str = "pil", return_dict: bool = True):
+                 output_type: str = "pil", return_dict: bool = True, identity_guidance: IdentityGuidance | None = None):
         """Draw `num_images_per_prompt` images of each prompt.
 
         reference_image: a PIL image, a list of them (one per prompt), or a tensor (N, 3, H, W) in [0, 1],
@@ -79,6 +80,8 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         seed: each image's noise seed (as diffreid's `sample` takes them): an int gives seed, seed + 1, ...;
             otherwise seeds are drawn from `generator` (or torch's global generator).
         output_type: "pil", "np" (N, H, W, 3 in [0, 1]), "pt" (N, 3, H, W in [0, 1]) or "latent".
+        identity_guidance: with reference images, a Re-ID model that steers the first steps towards their
+            person (`IdentityGuidance.load(reid_weights, pipe.codec, scale)`).
         """
         if output_type not in OUTPUT_TYPES:
             raise DiffreidError(f"output_type {output_type!r}: use one of {', '.join(OUTPUT_TYPES)}")
@@ -88,15 +91,19 @@ class DiffReidPipeline(DiffusionPipeline, StableDiffusionLoraLoaderMixin):
         seeds = _seeds(seed, generator, len(prompts))
         context = model.encode_text(prompts).to(self.unet.dtype)
         uncond = model.encode_text([negative_prompt]).to(self.unet.dtype)
-        reference = None
+        reference = targets = None
+        if identity_guidance is not None and reference_image is None:
+            raise DiffreidError("identity_guidance steers towards the person of reference_image; give one")
         if reference_image is not None:
             pixels = _pixels(reference_image, model.image_size).to(device=self.codec.device, dtype=self.codec.dtype)
             if len(pixels) not in (1, len(prompts) // num_images_per_prompt):
                 raise DiffreidError(f"{len(pixels)} reference images for {len(prompts) // num_images_per_prompt} "
                                     "prompts: give one, or one per prompt")
             reference = self.codec.encode(pixels).repeat_interleave(len(prompts) // len(pixels), dim=0)
+            if identity_guidance is not None:
+                targets = identity_guidance.targets([pixels]).repeat_interleave(len(prompts) // len(pixels), dim=0)
         latents = sample_latents(model, context, uncond, seeds, num_inference_steps, guidance_scale, reference,
-                                 reference_guidance_scale)
+                                 reference_guidance_scale, identity=identity_guidance, identity_targets=targets)
         if output_type == "latent":
             images = latents
         else:
