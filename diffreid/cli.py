@@ -634,7 +634,7 @@ def _consistency(args: argparse.Namespace) -> int:
 
     found = {str(folder): identity_consistency(args.model, folder, args.real_camera, args.reference_camera)
              for folder in args.generated}
-    print("| images | own centroid cos | nearest other cos | closer to own | Rank-1 | mAP | spread |")
+    print("| images | own centroid cos | nearest other cos | closer to own (95% interval) | Rank-1 | mAP | spread |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     last_real = None
     for folder, scored in found.items():
@@ -645,7 +645,8 @@ def _consistency(args: argparse.Namespace) -> int:
                     last_real = row
                 label = folder if name == "generated" else f"real camera {args.real_camera}"
                 print(f"| {label} ({row['images']}) | {row['own_centroid_cosine']:.3f} | "
-                      f"{row['nearest_other_centroid_cosine']:.3f} | {row['closer_to_own']:.1%} | "
+                      f"{row['nearest_other_centroid_cosine']:.3f} | {row['closer_to_own']:.1%} "
+                      f"({row['closer_to_own_interval'][0]:.1%}–{row['closer_to_own_interval'][1]:.1%}) | "
                       f"{row['rank1']:.1%} | {row['mAP']:.1%} | {row['spread']:.3f} |")
     if args.out is not None:
         write_json_atomic(args.out, found)
