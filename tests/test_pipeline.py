@@ -451,7 +451,7 @@ def test_student_t_interval():
 
 
 def test_wilson_interval_of_a_share():
-    from diffreid.report.stats import wilson_interval
+    from diffreid.evaluation.proportions import wilson_interval
 
     low, high = wilson_interval(72, 486)  # 72 of 486 people: the reference model's 14.8%
     assert (round(low, 3), round(high, 3)) == (0.119, 0.182)

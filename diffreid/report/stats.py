@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-LEVEL = 0.95
+from diffreid.evaluation.proportions import LEVEL  # one confidence level for every interval
+
 VERDICTS = ("beats", "within noise", "loses", "not enough seeds")
 
 
@@ -36,20 +37,6 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float | None]:
         return mean, None
     half = float(stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
     return mean, half
-
-
-def wilson_interval(successes: int, n: int, level: float = LEVEL) -> tuple[float, float]:
-    """The Wilson score interval of a proportion: unlike the normal approximation it stays inside
-    [0, 1] and keeps its coverage near 0% and 100%, where generated-image rates often lie."""
-    from scipy import stats
-
-    if n <= 0:
-        return math.nan, math.nan
-    z = float(stats.norm.ppf((1 + level) / 2))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def compare(a: dict[int, float], b: dict[int, float], min_seeds: int, level: float = LEVEL) -> dict:
