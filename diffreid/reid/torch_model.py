@@ -42,18 +42,17 @@ class TorchReidModel:
         """Features of float N×3×H×W RGB images in [0, 1] at any size, resized here; differentiable, so a
         sampler can follow their gradient (identity guidance)."""
         x = F.interpolate(images.to(self.mean), size=self.input_size, mode="bilinear", align_corners=False)
-        x = (x - self.mean) / self.std
+        return self.features((x - self.mean) / self.std)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The module on normalised images, averaged with their mirrors when `flip`."""
         features = self.module(x)
         return (features + self.module(x.flip(3))) / 2 if self.flip else features
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         """Features of a batch of uint8 N×H×W×3 RGB images at `input_size`."""
         with torch.inference_mode():
-            x = self.normalise(images)
-            features = self.module(x)
-            if self.flip:
-                features = (features + self.module(x.flip(3))) / 2
-            return features.float().cpu().numpy()
+            return self.features(self.normalise(images)).float().cpu().numpy()
 
 
 def load_torch_reid_model(path: str | Path, input_size: tuple[int, int] | None = None,
