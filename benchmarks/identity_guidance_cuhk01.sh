@@ -44,7 +44,7 @@ done; done
 python - $R $BEST ${THIRD:+third} $SEEDS <<'PY'
 import json, sys
 from pathlib import Path
-from diffreid.report.stats import compare, t_interval
+from diffreid.evaluation.intervals import paired_verdict, t_interval
 r, best = Path(sys.argv[1]), sys.argv[2]
 judges = {"imagenet": "ImageNet MobileNetV2", **({"third": "the THIRD run"} if sys.argv[3] == "third" else {})}
 seeds = [int(s) for s in sys.argv[3 + (sys.argv[3] == "third"):]]
@@ -70,11 +70,11 @@ for w in ("0", best):
         real = found[seeds[0]]["real"]
         print(f"{name} on the real camera-A images: closer to own {real['closer_to_own']:.1%}, "
               f"own cos {real['own_centroid_cosine']:.3f}, nearest other {real['nearest_other_centroid_cosine']:.3f}")
-verdict = compare({s: rows[best][s]["generated"]["closer_to_own"] for s in seeds},
+verdict = paired_verdict({s: rows[best][s]["generated"]["closer_to_own"] for s in seeds},
                   {s: rows["0"][s]["generated"]["closer_to_own"] for s in seeds}, min_seeds=3)
 print(f"guided (step {best}) against unguided, closer to own, paired by seed: {verdict}")
 for key, name in judges.items():
-    other = compare(*({s: judged(f"unseen-w{w}-s{s}.{key}")["generated"]["closer_to_own"] for s in seeds}
+    other = paired_verdict(*({s: judged(f"unseen-w{w}-s{s}.{key}")["generated"]["closer_to_own"] for s in seeds}
                       for w in (best, "0")), min_seeds=3)
     print(f"the same read by {name}: {other}")
 PY

@@ -21,6 +21,7 @@ from diffreid.judges.peta_judge import train_judge
 from diffreid.pipeline.study import QUESTIONS, STUDY_INITS, study
 from diffreid.run_spec import DEMO_PRESETS
 from diffreid.settings import SETTINGS
+from diffreid.settings.table import compare as compare_table
 from diffreid.small_benchmark import run as small_benchmark
 from diffreid.synthesis.captioners import CAPTIONERS
 
@@ -234,6 +235,9 @@ def _add_setting(commands) -> None:
                          help="test dataset (default: --data)")
     setting.add_argument("--init", default=SettingConfig.init, help="imagenet, imagenet:FILE_OR_HUB_ID, scratch, or a "
                                                                     "pre-trained backbone.safetensors")
+    setting.add_argument("--label", default=SettingConfig.label,
+                         help="the results table's name for this initialisation (default: --init); runs of one label "
+                              "over seeds are one cell of `diffreid compare`")
     setting.add_argument("--preset", default=SettingConfig.preset,
                          help="training preset (bot-r50, agw-r50, bot-r18-cpu, ...)")
     setting.add_argument("--fraction", type=float, default=SettingConfig.fraction,
@@ -250,8 +254,14 @@ def _add_setting(commands) -> None:
     setting.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="any TrainConfig field")
     setting.set_defaults(handler=_setting)
 
-    compare = commands.add_parser("compare", help="the results table with initialisations side by side")
+    compare = commands.add_parser("compare", help="the results table with initialisations side by side, over seeds")
     compare.add_argument("table", type=Path, help="results table folder (holds results.csv)")
+    defaults = _defaults(compare_table)
+    compare.add_argument("--baseline", metavar="INIT", default=defaults["baseline"],
+                         help="also each initialisation against this one (its --label or --init): the paired mAP "
+                              "difference over seeds, its 95%% interval and the verdict")
+    compare.add_argument("--min-seeds", type=int, default=defaults["min_seeds"], metavar="N",
+                         help=f"paired seeds a verdict needs (default {defaults['min_seeds']})")
     compare.set_defaults(handler=_compare)
 
 
@@ -552,7 +562,7 @@ def _setting(args: argparse.Namespace) -> int:
     from diffreid.settings import run
 
     summary = run(SettingConfig(name=args.name, data=tuple(args.data), out=args.out, target=args.target,
-                                init=args.init, preset=args.preset, fraction=args.fraction,
+                                init=args.init, label=args.label, preset=args.preset, fraction=args.fraction,
                                 one_per_camera=args.one_per_camera, table=args.table, overrides=_set_fields(args.set),
                                 eps=args.eps, min_samples=args.min_samples, seed=args.seed))
     print(f"{summary['setting']} ({summary['init']}): Rank-1 {summary['rank1']:.1%}, mAP {summary['mAP']:.1%}")
@@ -560,9 +570,7 @@ def _setting(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from diffreid.settings.table import compare
-
-    print(compare(args.table))
+    print(compare_table(args.table, args.baseline, args.min_seeds))
     return 0
 
 

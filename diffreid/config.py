@@ -326,6 +326,7 @@ class SettingConfig:
     out: Path
     target: str | None = None  # test dataset; None: the (first) training dataset (dg needs one)
     init: str = "imagenet"
+    label: str | None = None  # the results table's name for the initialisation (None: init); one label over seeds is one cell
     preset: str = "bot-r50"  # agw-r50 for AGW, or any training preset
     fraction: float | None = None  # small-scale: of identities (0.25); few-shot: of each identity's images (0.1)
     one_per_camera: bool = False  # few-shot: one image per camera instead of a fraction

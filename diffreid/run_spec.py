@@ -26,6 +26,7 @@ from pathlib import Path
 from diffreid.config import (TRAIN_PRESETS, CaptionConfig, FilterConfig, FinetuneConfig, GenerateConfig, SynthConfig,
                              TrainConfig, config_values, train_preset)
 from diffreid.errors import DiffreidError
+from diffreid.evaluation.intervals import MIN_SEEDS
 from diffreid.filtering.scores import SCORES
 from diffreid.settings import SETTINGS
 
@@ -35,7 +36,6 @@ TOP_LEVEL = ("seed", "seeds", "sources", "target", "backbone", "imagenet", "capt
              "filter", "pretrain", "downstream", "settings", "inits", "report", "keep_checkpoints")
 SETTING_KEYS = ("name", "label", "preset", "fraction", "one_per_camera", "eps", "min_samples", "sources")
 REPORT_KEYS = ("identities", "per_cell", "min_seeds")
-MIN_SEEDS = 3  # seeds a claim needs by default (`report: min_seeds`)
 
 
 @dataclass

@@ -441,17 +441,17 @@ def test_the_papers_comparison_is_the_headline_and_the_controls_are_labelled():
 
 
 def test_student_t_interval():
-    from diffreid.report.stats import compare, t_interval
+    from diffreid.evaluation.intervals import paired_verdict, t_interval
 
     mean, half = t_interval([1.0, 2.0, 3.0])
     assert mean == 2 and half == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6)  # t(0.975, 2) s / sqrt(n)
     assert t_interval([0.5]) == (0.5, None)
     # paired by seed: seed 3 of one side only is left out
-    assert compare({0: 2.0, 1: 3.0, 2: 4.0, 3: 9.0}, {0: 1.0, 1: 2.0, 2: 3.5}, 3)["seeds"] == [0, 1, 2]
+    assert paired_verdict({0: 2.0, 1: 3.0, 2: 4.0, 3: 9.0}, {0: 1.0, 1: 2.0, 2: 3.5}, 3)["seeds"] == [0, 1, 2]
 
 
 def test_wilson_interval_of_a_share():
-    from diffreid.evaluation.proportions import wilson_interval
+    from diffreid.evaluation.intervals import wilson_interval
 
     low, high = wilson_interval(72, 486)  # 72 of 486 people: the reference model's 14.8%
     assert (round(low, 3), round(high, 3)) == (0.119, 0.182)

@@ -11,7 +11,7 @@ from diffreid.cli import main
 from diffreid.data import load_dataset
 from diffreid.data.subsets import subset_spec
 from diffreid.errors import DiffreidError
-from diffreid.settings.table import compare, read_table
+from diffreid.settings.table import append_row, compare, read_table
 
 
 def test_subsets_thin_the_train_split_and_keep_the_test(tiny_persons, tmp_path):
@@ -38,18 +38,39 @@ def test_settings_fill_the_table_and_compare_lays_out_inits(tiny_persons, tmp_pa
     backbone = str(tmp_path / "backbone.safetensors")
     assert main(["setting", "few-shot", "--init", backbone, "--one-per-camera", "--out", str(tmp_path / "fs"),
                  *common]) == 0
-    assert main(["setting", "supervised", "--init", backbone, "--out", str(tmp_path / "sup2"), *common]) == 0
+    assert main(["setting", "supervised", "--init", backbone, "--label", "pre-trained", "--out", str(tmp_path / "sup2"),
+                 *common]) == 0
     rows = read_table(tmp_path / "results")
-    assert [(r["setting"], r["init"] == backbone) for r in rows] == [
-        ("supervised", False), ("few-shot", True), ("supervised", True)]
+    assert [(r["setting"], r["init"]) for r in rows] == [
+        ("supervised", "scratch"), ("few-shot", backbone), ("supervised", "pre-trained")]
     assert all(0 <= float(r["mAP"]) <= 1 and r["test"] == spec for r in rows)
     table = compare(tmp_path / "results")
     header, _, supervised, few_shot = table.splitlines()[:4]
-    assert "scratch" in header and backbone in header
-    assert supervised.count("%") == 4 and "—" in few_shot  # few-shot has no scratch run
+    assert "scratch" in header and backbone in header and "pre-trained" in header
+    assert supervised.count("[1]") == 2 and "—" in few_shot  # few-shot has no scratch run; one seed each
     capsys.readouterr()
     assert main(["setting", "dg", "--out", str(tmp_path / "dg"), *common]) == 2
     assert "--target" in capsys.readouterr().err
+
+
+def test_compare_gives_each_initialisation_over_seeds_and_a_paired_verdict(tmp_path, capsys):
+    """Three seeds of two initialisations are two cells (mean ± interval), and the verdict pairs them by
+    seed; before, the table kept one seed's number per cell and compared nothing."""
+    folder = tmp_path / "results"
+    maps = {"imagenet": (0.30, 0.31, 0.32), "imagenet+dp": (0.35, 0.37, 0.36), "imagenet+real": (0.31, 0.30)}
+    for init, values in maps.items():
+        for seed, value in enumerate(values):
+            append_row(folder, {"setting": "supervised", "init": init, "train": "t", "test": "cuhk01", "rank1": value,
+                                "mAP": value, "mINP": value, "run": f"runs/{init}/{seed}", "config": {"seed": seed}})
+    table = compare(folder, baseline="imagenet")
+    assert "| supervised | cuhk01 | 31.0 ± 2.5 / 31.0 ± 2.5 [3] | 36.0 ± 2.5 / 36.0 ± 2.5 [3] |" in table
+    assert "| supervised | cuhk01 | imagenet+dp | +5.0 | [+2.5, +7.5] | 3 | beats |" in table
+    assert "| imagenet+real | +0.0 |" in table and table.rstrip().endswith("(a verdict needs 3 paired seeds)")
+    assert "| 2 | not enough seeds |" in table  # two paired seeds of the three a verdict needs
+    assert main(["compare", str(folder), "--baseline", "imagenet", "--min-seeds", "2"]) == 0
+    assert "| 2 | within noise |" in capsys.readouterr().out
+    with pytest.raises(DiffreidError, match=r"imagenet\+dp"):
+        compare(folder, baseline="scratch")
 
 
 def test_a_setting_is_one_registered_definition(monkeypatch, tmp_path):

@@ -20,7 +20,7 @@ from diffreid.data import load_dataset
 from diffreid.data.records import Record
 from diffreid.evaluation.distance import l2_normalize
 from diffreid.evaluation.feature_metrics import evaluate_features
-from diffreid.evaluation.proportions import wilson_interval
+from diffreid.evaluation.intervals import wilson_interval
 from diffreid.filtering.generated import read_generated
 from diffreid.filtering.scorers import Scorer
 from diffreid.filtering.scores import Reference

@@ -2,7 +2,7 @@
 
 `results` is {init: {setting: {"mAP", "rank1", "mINP"}}}, each the mean over the run's
 seeds; `per_seed` has every seed's numbers, `over_seeds` each cell's mean ± 95% interval
-(`report/stats.py`), `test_sets` the size of each setting's test set (queries, gallery
+(`evaluation/intervals.py`), `test_sets` the size of each setting's test set (queries, gallery
 images, identities queried): one query of 47 is 2 points of Rank-1.
 
 The claim is asked of the measured numbers, by mAP. Its headline is the paper's own
@@ -23,8 +23,8 @@ import logging
 from pathlib import Path
 
 from diffreid.artifacts import read_jsonl, write_json_atomic
-from diffreid.report.stats import compare, t_interval
-from diffreid.run_spec import MIN_SEEDS, RunSpec, setting_label
+from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, t_interval
+from diffreid.run_spec import RunSpec, setting_label
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def _group(per_seed: dict, pairs: tuple, role: str, min_seeds: int) -> dict:
                 continue
             a = {row["seed"]: row[METRIC] for row in runs}
             b = {row["seed"]: row[METRIC] for row in others}
-            found = compare(a, b, min_seeds)
+            found = paired_verdict(a, b, min_seeds)
             mean_a, ci_a = t_interval(list(a.values()))
             mean_b, ci_b = t_interval(list(b.values()))
             rows.append({"role": role, "setting": setting, "init": init, "baseline": baseline,

@@ -126,7 +126,7 @@ def run(config: SettingConfig) -> dict:
     values = {**(config.overrides or {}), "data": specs, "out": out / "run", "init": config.init, "seed": config.seed}
     run_dir = setting.train(config, values, target, out)
     results = evaluate(EvaluateConfig(model=str(run_dir), data=target, out=out / "eval"))
-    summary = {"setting": config.name, "init": config.init, "train": " + ".join(config.data),
+    summary = {"setting": config.name, "init": config.label or config.init, "train": " + ".join(config.data),
                "test": config.target or config.data[0],
                "rank1": results["cmc"][0], "mAP": results["mAP"], "mINP": results["mINP"], "run": str(out),
                "config": config_dict(config)}

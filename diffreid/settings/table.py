@@ -3,7 +3,8 @@
 `results.csv` holds one row per run (setting, init, training and test datasets,
 Rank-1, mAP, mINP, run folder, config); `results.md` is the same as a markdown table,
 rewritten with each row. `compare` lays initialisations side by side per setting, as the
-paper's tables are.
+paper's tables are, each cell over the initialisation's seeds, and says from the paired
+intervals whether one initialisation beats another (`evaluation/intervals.py`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from diffreid.artifacts import write_text_atomic
 from diffreid.errors import DiffreidError
+from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, t_interval
 
 COLUMNS = ("setting", "init", "train", "test", "rank1", "mAP", "mINP", "run", "config")
 
@@ -43,14 +45,53 @@ def append_row(folder: Path, row: dict) -> None:
     write_text_atomic(folder / "results.md", "\n".join(lines) + "\n")
 
 
-def compare(folder: Path) -> str:
-    """Rows: (setting, test); columns: initialisations; cells 'mAP / Rank-1'."""
+def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEEDS) -> str:
+    """Rows: (setting, test); columns: initialisations; a cell: mAP / Rank-1, the mean over the
+    initialisation's seeds ± the 95% interval, and how many seeds. With `baseline`, each other
+    initialisation's paired mAP difference to it and the verdict, as the run report words its claim."""
     rows = read_table(folder)
     if not rows:
         raise DiffreidError(f"{Path(folder) / 'results.csv'}: no results yet; run `diffreid setting ...` first")
-    inits = list(dict.fromkeys(r["init"] for r in rows))
-    keys = list(dict.fromkeys((r["setting"], r["test"]) for r in rows))
-    cells = {(r["setting"], r["test"], r["init"]): f"{float(r['mAP']):.1%} / {float(r['rank1']):.1%}" for r in rows}
+    runs: dict[tuple, dict[int, dict]] = {}  # (setting, test, init) -> {seed: row}
+    for row in rows:
+        runs.setdefault((row["setting"], row["test"], row["init"]), {})[_seed(row)] = row
+    inits = list(dict.fromkeys(init for _, _, init in runs))
+    if baseline is not None and baseline not in inits:
+        raise DiffreidError(f"{Path(folder) / 'results.csv'}: no runs of initialisation {baseline!r} to compare "
+                            f"against; it holds {', '.join(inits)} (a run's name is its --label, else its --init)")
+    keys = list(dict.fromkeys((setting, test) for setting, test, _ in runs))
     lines = ["| setting | test | " + " | ".join(inits) + " |", "| --- | --- | " + " | ".join("---" for _ in inits) + " |"]
-    lines += [f"| {s} | {t} | " + " | ".join(cells.get((s, t, i), "—") for i in inits) + " |" for s, t in keys]
-    return "\n".join(lines) + "\n\n(mAP / Rank-1)"
+    lines += [f"| {s} | {t} | " + " | ".join(_cell(runs.get((s, t, i))) for i in inits) + " |" for s, t in keys]
+    text = "\n".join(lines) + "\n\n(mAP / Rank-1 in %: mean over seeds ± 95% Student-t interval, [seeds])"
+    if baseline is None:
+        return text
+    lines = [f"| setting | test | init | mAP difference to {baseline} | 95% interval | paired seeds | verdict |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for s, t in keys:
+        base = runs.get((s, t, baseline))
+        for init in inits:
+            if init == baseline or base is None or (s, t, init) not in runs:
+                continue
+            found = paired_verdict(_metric(runs[(s, t, init)]), _metric(base), min_seeds)
+            bracket = "—" if found["low"] is None else f"[{100 * found['low']:+.1f}, {100 * found['high']:+.1f}]"
+            lines.append(f"| {s} | {t} | {init} | {100 * found['difference']:+.1f} | {bracket} | "
+                         f"{len(found['seeds'])} | {found['verdict']} |")
+    return text + "\n\n" + "\n".join(lines) + f"\n\n(a verdict needs {min_seeds} paired seeds)"
+
+
+def _seed(row: dict) -> int:
+    return int(json.loads(row["config"] or "{}").get("seed", 0))
+
+
+def _metric(per_seed: dict[int, dict], metric: str = "mAP") -> dict[int, float]:
+    return {seed: float(row[metric]) for seed, row in per_seed.items()}
+
+
+def _cell(per_seed: dict[int, dict] | None) -> str:
+    if not per_seed:
+        return "—"
+    parts = []
+    for metric in ("mAP", "rank1"):
+        mean, half = t_interval(list(_metric(per_seed, metric).values()))
+        parts.append(f"{100 * mean:.1f}" + ("" if half is None else f" ± {100 * half:.1f}"))
+    return " / ".join(parts) + f" [{len(per_seed)}]"
