@@ -63,7 +63,7 @@ def test_compare_gives_each_initialisation_over_seeds_and_a_paired_verdict(tmp_p
             append_row(folder, {"setting": "supervised", "init": init, "train": "t", "test": "cuhk01", "rank1": value,
                                 "mAP": value, "mINP": value, "run": f"runs/{init}/{seed}", "config": {"seed": seed}})
     table = compare(folder, baseline="imagenet")
-    assert "| supervised | cuhk01 | 31.0 ± 2.5 / 31.0 ± 2.5 [3] | 36.0 ± 2.5 / 36.0 ± 2.5 [3] |" in table
+    assert "| supervised | cuhk01 | 31.0 ± 2.5% / 31.0 ± 2.5% [3] | 36.0 ± 2.5% / 36.0 ± 2.5% [3] |" in table
     assert "| supervised | cuhk01 | imagenet+dp | +5.0 | [+2.5, +7.5] | 3 | beats |" in table
     assert "| imagenet+real | +0.0 |" in table and table.rstrip().endswith("(a verdict needs 3 paired seeds)")
     assert "| 2 | not enough seeds |" in table  # two paired seeds of the three a verdict needs

@@ -53,6 +53,11 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, float | None]:
     return mean, half
 
 
+def percent(mean: float, ci: float | None) -> str:
+    """A share or a mean over seeds as the results show it: with its interval's half-width when it has one."""
+    return f"{mean:.1%}" if ci is None else f"{100 * mean:.1f} ± {100 * ci:.1f}%"
+
+
 def paired_verdict(a: dict[int, float], b: dict[int, float], min_seeds: int = MIN_SEEDS,
                    level: float = LEVEL) -> dict:
     """A against B, each {seed: value}: the paired difference over shared seeds and the verdict."""

@@ -18,7 +18,8 @@ from pathlib import Path
 from PIL import Image
 
 from diffreid.artifacts import write_text_atomic
-from diffreid.report.summary import percent, size_text
+from diffreid.evaluation.intervals import percent
+from diffreid.report.summary import size_text
 from diffreid.run_spec import RunSpec
 
 STYLE = """

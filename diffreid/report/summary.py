@@ -23,7 +23,7 @@ import logging
 from pathlib import Path
 
 from diffreid.artifacts import read_jsonl, write_json_atomic
-from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, t_interval
+from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, percent, t_interval
 from diffreid.run_spec import RunSpec, setting_label
 
 log = logging.getLogger(__name__)
@@ -154,10 +154,6 @@ def _group(per_seed: dict, pairs: tuple, role: str, min_seeds: int) -> dict:
               "yes" if all(v == "beats" for v in verdicts) else "partly" if "beats" in verdicts else
               "within noise" if all(v == "within noise" for v in verdicts) else "no")
     return {"rows": rows, "answer": answer}
-
-
-def percent(mean: float, ci: float | None) -> str:
-    return f"{mean:.1%}" if ci is None else f"{100 * mean:.1f} ± {100 * ci:.1f}%"
 
 
 def _describe(rows: list[dict], sizes: dict, min_seeds: int) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from diffreid.artifacts import write_text_atomic
 from diffreid.errors import DiffreidError
-from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, t_interval
+from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, percent, t_interval
 
 COLUMNS = ("setting", "init", "train", "test", "rank1", "mAP", "mINP", "run", "config")
 
@@ -62,7 +62,7 @@ def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEED
     keys = list(dict.fromkeys((setting, test) for setting, test, _ in runs))
     lines = ["| setting | test | " + " | ".join(inits) + " |", "| --- | --- | " + " | ".join("---" for _ in inits) + " |"]
     lines += [f"| {s} | {t} | " + " | ".join(_cell(runs.get((s, t, i))) for i in inits) + " |" for s, t in keys]
-    text = "\n".join(lines) + "\n\n(mAP / Rank-1 in %: mean over seeds ± 95% Student-t interval, [seeds])"
+    text = "\n".join(lines) + "\n\n(mAP / Rank-1: mean over seeds ± 95% Student-t interval, [seeds])"
     if baseline is None:
         return text
     lines = [f"| setting | test | init | mAP difference to {baseline} | 95% interval | paired seeds | verdict |",
@@ -90,8 +90,5 @@ def _metric(per_seed: dict[int, dict], metric: str = "mAP") -> dict[int, float]:
 def _cell(per_seed: dict[int, dict] | None) -> str:
     if not per_seed:
         return "—"
-    parts = []
-    for metric in ("mAP", "rank1"):
-        mean, half = t_interval(list(_metric(per_seed, metric).values()))
-        parts.append(f"{100 * mean:.1f}" + ("" if half is None else f" ± {100 * half:.1f}"))
-    return " / ".join(parts) + f" [{len(per_seed)}]"
+    cells = (percent(*t_interval(list(_metric(per_seed, metric).values()))) for metric in ("mAP", "rank1"))
+    return " / ".join(cells) + f" [{len(per_seed)}]"
