@@ -6,9 +6,11 @@
 # every training person from that person's own training images (zero-shot, no fine-tuning), the CTF keeps
 # those the OSNet x0.25 MSMT17 model accepts (its threshold from the training identities only), and the
 # kept images are Diff-Person. Each arm is pre-trained (30 epochs, as the downstream runs) and fine-tuned
-# with the same seed; the 486 test people (486-971) shape nothing. One Diff-Person (sampling seed 0): the
-# seeds cover pre-training and fine-tuning, not the generator. real+dp merges the two as pretrain does any two
-# datasets: a generated person is a class apart from the real one. Resumable: a finished run is kept.
+# with the same seed; each pre-trained backbone is also tested zero-shot on PRID, GRID and i-LIDS (benchmark
+# small, then benchmarks/claims_small.py); the 486 test people (486-971) shape nothing. One Diff-Person
+# (sampling seed 0): the seeds cover pre-training and fine-tuning, not the generator. real+dp merges the two
+# as pretrain does any two datasets: a generated person is a class apart from the real one. Resumable: a
+# finished run is kept.
 cd "$(dirname "$0")/.."
 set -euo pipefail
 G=$1; R=$2; mkdir -p $R
@@ -44,4 +46,17 @@ for arm in $ARMS; do for seed in $SEEDS; do
         --label $label --out $out --table $R/results --seed $seed "${RECIPE[@]}"
   done
 done; done
+# zero-shot on PRID, GRID, i-LIDS (domain generalisation on real data): the ImageNet features and every
+# pre-trained backbone, all at the 64x32 they were trained at
+models=(--model $D/models/mobilenet_v2_imagenet_features.safetensors)
+for arm in $ARMS; do for seed in $SEEDS; do
+  if [ -f $R/pretrain/$arm/seed$seed/backbone.safetensors ]; then models+=(--model $R/pretrain/$arm/seed$seed); fi
+done; done
+flock /tmp/cpu.lock diffreid benchmark small "${models[@]}" --input-size 64x32 --out $R/small-bench > /dev/null
+# against ImageNet (the paper's comparison), then against the real images the generated people came from
+python benchmarks/claims_small.py $R/small-bench/results.json
 diffreid compare $R/results --baseline imagenet
+if [[ " $ARMS " == *" real "* ]]; then
+  python benchmarks/claims_small.py $R/small-bench/results.json --baseline real
+  diffreid compare $R/results --baseline imagenet+real
+fi

@@ -424,6 +424,9 @@ def _add_benchmark(commands) -> None:
     small.add_argument("--datasets", nargs="+", default=list(defaults["datasets"]), metavar="SET",
                        help=f"which sets: {' '.join(SMALL_BENCHMARKS)} (default: all three)")
     small.add_argument("--batch-size", type=int, default=defaults["batch_size"])
+    small.add_argument("--input-size", type=_input_size, default=None, metavar="HxW",
+                       help="every model's input size, e.g. 64x32 for models trained at it (default: a run's own; "
+                            "a backbone's weights: 256x128)")
     small.set_defaults(handler=_benchmark_small)
 
 
@@ -763,7 +766,7 @@ def _benchmark_small(args: argparse.Namespace) -> int:
     from diffreid.small_benchmark import render_table, run
 
     results = run(args.model, args.out, trials=args.trials, seed=args.seed, root=args.peta,
-                  datasets=args.datasets, lists=args.list, batch_size=args.batch_size)
+                  datasets=args.datasets, lists=args.list, batch_size=args.batch_size, input_size=args.input_size)
     print(render_table(results), end="")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
     return 0

@@ -77,11 +77,12 @@ def read_set(name: str, root: Path) -> ReidDataset:
     return dataset
 
 
-def load_model(spec: str):
-    """`color-histogram`, or anything `diffreid evaluate --model` takes."""
+def load_model(spec: str, input_size: tuple[int, int] | None = None):
+    """`color-histogram`, or anything `diffreid evaluate --model` takes, at `input_size` when given
+    (a model trained at 64×32 is compared at its own size, not at the 256×128 default)."""
     if spec == COLOR_HISTOGRAM:
         return ColorHistogramModel()
-    return load_reid_model(spec)
+    return load_reid_model(spec, input_size=input_size)
 
 
 def rank_trial(features: np.ndarray, row: dict[Path, int], split: ReidDataset) -> dict:
@@ -107,9 +108,10 @@ def summarise(trials: list[dict]) -> dict:
 
 def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0, root: str | Path | None = None,
         datasets: Sequence[str] = SMALL_BENCHMARKS, lists: bool = False, batch_size: int = 64,
-        test_ids: dict[str, int] | None = None) -> dict:
-    """Every model on every set's `trials` trials; writes OUT/results.json, OUT/results.md and,
-    with `lists`, OUT/splits/<set>/trial-<k>/ (a `list` dataset each). Returns the results."""
+        test_ids: dict[str, int] | None = None, input_size: tuple[int, int] | None = None) -> dict:
+    """Every model on every set's `trials` trials, each Re-ID model at `input_size` (default: its
+    own); writes OUT/results.json, OUT/results.md and, with `lists`, OUT/splits/<set>/trial-<k>/
+    (a `list` dataset each). Returns the results."""
     if trials < 1:
         raise DiffreidError(f"--trials {trials}: need at least 1")
     if not models:
@@ -137,7 +139,7 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
                             for name in names},
                "models": {}}
     for spec in models:
-        model = load_model(spec)
+        model = load_model(spec, input_size)
         results["models"][spec] = {}
         for name in names:
             started = time.monotonic()
@@ -154,7 +156,8 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
                          for k, split in enumerate(tqdm(splits[name], desc=f"rank {name}", unit="trial"))]
             entry = {**summarise(per_trial), **{key: per_trial[0][key] for key in ("num_query", "num_gallery",
                                                                                    "test_ids")},
-                     "images": len(kept), "seconds": round(time.monotonic() - started, 1), "trials": per_trial}
+                     "images": len(kept), "input_size": list(model.input_size),
+                     "seconds": round(time.monotonic() - started, 1), "trials": per_trial}
             results["models"][spec][name] = entry
             mean, std = entry["mean"], entry["std"]
             log.info("%s on %s: Rank-1 %.1f ± %.1f%%, mAP %.1f ± %.1f%%", spec, name, 100 * mean["rank1"],

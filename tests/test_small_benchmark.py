@@ -7,12 +7,14 @@ from pathlib import Path
 
 import pytest
 from reader_trees import write_image
+from safetensors.torch import save_file
 
 from diffreid.cli import main
 from diffreid.data import load_dataset
 from diffreid.data.small_protocols import (FOLDERS, SMALL_BENCHMARKS, TEST_IDS, export_lists, small_split,
                                            trial_sizes)
 from diffreid.errors import DiffreidError
+from diffreid.reid.backbones import create_backbone
 from diffreid.small_benchmark import run
 
 # Scaled-down sets in PETA's naming: (pids seen twice, pids seen once) and the test ids each trial draws
@@ -158,3 +160,15 @@ def test_published_sizes_on_the_real_sets(shared_data):
         dataset = load_dataset(f"{name}:{shared_data / 'peta' / FOLDERS[name]}")
         split = small_split(name, dataset, seed=0, trial=0)
         assert trial_sizes(split) == {"num_query": queries, "num_gallery": gallery, "test_ids": queries}
+
+
+def test_a_backbone_is_compared_at_the_size_given_or_its_default(peta, tmp_path, monkeypatch):
+    monkeypatch.setitem(TEST_IDS, "ilids", SMALL_TEST_IDS["ilids"])
+    save_file(create_backbone("resnet18").state_dict(), tmp_path / "backbone.safetensors")
+    model = str(tmp_path / "backbone.safetensors")
+    assert main(["benchmark", "small", "--model", model, "--out", str(tmp_path / "small"), "--trials", "2",
+                 "--peta", str(peta), "--datasets", "ilids", "--input-size", "64x32"]) == 0
+    results = json.loads((tmp_path / "small" / "results.json").read_text())
+    assert results["models"][model]["ilids"]["input_size"] == [64, 32]
+    default = run([model], tmp_path / "default", trials=2, root=peta, datasets=["ilids"])
+    assert default["models"][model]["ilids"]["input_size"] == [256, 128]
