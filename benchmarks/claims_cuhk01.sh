@@ -55,7 +55,7 @@ done; done
 flock /tmp/cpu.lock diffreid benchmark small "${models[@]}" --input-size 64x32 --out $R/small-bench > /dev/null
 # against ImageNet (the paper's comparison), then against the real images the generated people came from
 python benchmarks/claims_small.py $R/small-bench/results.json
-diffreid compare $R/results --baseline imagenet
+if [[ " $ARMS " == *" imagenet "* ]]; then diffreid compare $R/results --baseline imagenet; else diffreid compare $R/results; fi
 if [[ " $ARMS " == *" real "* ]]; then
   python benchmarks/claims_small.py $R/small-bench/results.json --baseline real
   diffreid compare $R/results --baseline imagenet+real
