@@ -6,8 +6,8 @@ RESULTS_JSON: what `diffreid benchmark small` wrote for the models of benchmarks
 whose paths end in pretrain/ARM/seedS (a pre-training run) or are one fixed model (the ImageNet
 features, no seeds). A model's number on a set is its mean over the benchmark's trials (the same
 trials for every model); an arm's cell is the mean over its seeds ± the 95% Student-t half-width.
-Against the baseline (a fixed model, so each seed's difference is that seed's model minus it),
-the paired verdict of diffreid.evaluation.intervals.
+Against the baseline (an arm, or the fixed model), the paired verdict of
+diffreid.evaluation.intervals over seeds; a fixed model stands at every seed of the arm it meets.
 """
 
 from __future__ import annotations
