@@ -413,7 +413,8 @@ def _add_benchmark(commands) -> None:
                                                     "trials (zero-shot: the models are not trained on them)")
     small.add_argument("--model", action="append", required=True, metavar="MODEL",
                        help="a Re-ID model (as evaluate --model takes) or color-histogram; repeat for several")
-    small.add_argument("--out", type=Path, required=True, help="folder for results.json, results.md, splits/")
+    small.add_argument("--out", type=Path, required=True,
+                       help="folder for results.json, results.md, splits/ (a rerun keeps unchanged models' numbers)")
     small.add_argument("--trials", type=int, default=defaults["trials"],
                        help=f"random trials per set (default {defaults['trials']})")
     small.add_argument("--seed", type=int, default=defaults["seed"],

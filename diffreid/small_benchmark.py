@@ -4,11 +4,14 @@ Zero-shot domain generalisation: the models are used as given (never trained on 
 sets), each image's feature is extracted once per model, and every trial ranks its query
 against its gallery (Market-1501 rules, cosine distance). The trials' training
 identities are in the splits (`--list` writes them) for a setting that fine-tunes on
-them ("train-on-half"); this command does not.
+them ("train-on-half"); this command does not. Run again over the same OUT, it keeps the
+numbers of every model whose weights, protocol and input size are unchanged, so adding one
+model to a comparison of ten costs one model's time.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -85,6 +88,31 @@ def load_model(spec: str, input_size: tuple[int, int] | None = None):
     return load_reid_model(spec, input_size=input_size)
 
 
+def weights_stamp(spec: str) -> str:
+    """What a model's numbers came from: size and modification time of its file, or of the files at the
+    top of its run directory (weights, config), so a retrained or replaced model is benchmarked again."""
+    if spec == COLOR_HISTOGRAM:
+        return COLOR_HISTOGRAM
+    path = Path(spec).expanduser()
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    return ";".join(f"{p.name}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files)
+
+
+def kept_entries(out: Path, results: dict) -> dict[str, dict[str, dict]]:
+    """{model: {set: entry}} of a previous results.json at OUT made under the same protocol, trials,
+    seed, PETA copy and input size; nothing when there is none or it cannot be read (then all is redone)."""
+    try:
+        previous = json.loads((out / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    header = ("protocol", "seed", "trials", "peta", "metric", "rules", "input_size")
+    if not isinstance(previous, dict) or any(previous.get(key) != results[key] for key in header):
+        return {}
+    return {spec: {name: entry for name, entry in per_set.items()
+                   if previous["datasets"].get(name) == results["datasets"].get(name)}
+            for spec, per_set in previous.get("models", {}).items()}
+
+
 def rank_trial(features: np.ndarray, row: dict[Path, int], split: ReidDataset) -> dict:
     """Rank-1/5/10, mAP and mINP of one trial from the set's features (rows by image path)."""
     query = [r for r in split.query if r.path in row]
@@ -111,7 +139,8 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
         test_ids: dict[str, int] | None = None, input_size: tuple[int, int] | None = None) -> dict:
     """Every model on every set's `trials` trials, each Re-ID model at `input_size` (default: its
     own); writes OUT/results.json, OUT/results.md and, with `lists`, OUT/splits/<set>/trial-<k>/
-    (a `list` dataset each). Returns the results."""
+    (a `list` dataset each). A model and set OUT's results.json already holds under the same
+    protocol and unchanged weights (`weights_stamp`) is kept, not recomputed. Returns the results."""
     if trials < 1:
         raise DiffreidError(f"--trials {trials}: need at least 1")
     if not models:
@@ -134,14 +163,23 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
                 export_lists(split, out / "splits" / name / f"trial-{k}", seed=seed, trial=k)
             log.info("wrote %s", out / "splits" / name)
     results = {"protocol": PROTOCOL, "seed": seed, "trials": trials, "peta": str(root.resolve()),
-               "metric": "cosine", "rules": "market1501",
+               "metric": "cosine", "rules": "market1501", "input_size": list(input_size) if input_size else None,
                "datasets": {name: {"folder": FOLDERS[name], "protocol": describe(name, sizes[name])}
                             for name in names},
                "models": {}}
+    earlier = kept_entries(out, results)
     for spec in models:
-        model = load_model(spec, input_size)
+        model, stamp = None, weights_stamp(spec)
         results["models"][spec] = {}
         for name in names:
+            entry = earlier.get(spec, {}).get(name)
+            if entry is not None and entry.get("weights") == stamp:
+                log.info("%s on %s: kept from %s (same weights, protocol and input size)", spec, name,
+                         out / "results.json")
+                results["models"][spec][name] = entry
+                continue
+            if model is None:
+                model = load_model(spec, input_size)
             started = time.monotonic()
             used = sorted({r.path: r for s in splits[name] for r in s.query + s.gallery}.values(),
                           key=lambda r: str(r.path))
@@ -156,7 +194,7 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
                          for k, split in enumerate(tqdm(splits[name], desc=f"rank {name}", unit="trial"))]
             entry = {**summarise(per_trial), **{key: per_trial[0][key] for key in ("num_query", "num_gallery",
                                                                                    "test_ids")},
-                     "images": len(kept), "input_size": list(model.input_size),
+                     "images": len(kept), "input_size": list(model.input_size), "weights": stamp,
                      "seconds": round(time.monotonic() - started, 1), "trials": per_trial}
             results["models"][spec][name] = entry
             mean, std = entry["mean"], entry["std"]

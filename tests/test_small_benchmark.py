@@ -172,3 +172,33 @@ def test_a_backbone_is_compared_at_the_size_given_or_its_default(peta, tmp_path,
     assert results["models"][model]["ilids"]["input_size"] == [64, 32]
     default = run([model], tmp_path / "default", trials=2, root=peta, datasets=["ilids"])
     assert default["models"][model]["ilids"]["input_size"] == [256, 128]
+
+
+def test_a_rerun_keeps_unchanged_models_and_redoes_a_changed_one(peta, tmp_path, monkeypatch):
+    import os
+
+    import diffreid.small_benchmark as small_benchmark
+
+    monkeypatch.setitem(TEST_IDS, "ilids", SMALL_TEST_IDS["ilids"])
+    weights = tmp_path / "backbone.safetensors"
+    save_file(create_backbone("resnet18").state_dict(), weights)
+    models, out = ["color-histogram", str(weights)], tmp_path / "small"
+    first = run(models, out, trials=2, root=peta, datasets=["ilids"], input_size=(64, 32))
+    loaded = []
+    real_load = small_benchmark.load_model
+    monkeypatch.setattr(small_benchmark, "load_model", lambda spec, size=None: loaded.append(spec) or
+                        real_load(spec, size))
+    again = run(models, out, trials=2, root=peta, datasets=["ilids"], input_size=(64, 32))
+    assert loaded == [] and again["models"] == first["models"]
+    # a retrained model (new weights at the same path) is benchmarked again; the other is kept
+    save_file(create_backbone("resnet18").state_dict(), weights)
+    os.utime(weights, ns=(1, 1))
+    run(models, out, trials=2, root=peta, datasets=["ilids"], input_size=(64, 32))
+    assert loaded == [str(weights)]
+    # another protocol (trials) or input size redoes every model
+    loaded.clear()
+    run(models, out, trials=3, root=peta, datasets=["ilids"], input_size=(64, 32))
+    assert loaded == models
+    loaded.clear()
+    run(models, out, trials=3, root=peta, datasets=["ilids"])
+    assert loaded == models
