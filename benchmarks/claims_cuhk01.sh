@@ -7,7 +7,7 @@
 # those the OSNet x0.25 MSMT17 model accepts (its threshold from the training identities only), and the
 # kept images are Diff-Person. Each arm is pre-trained (30 epochs, as the downstream runs) and fine-tuned
 # with the same seed; each pre-trained backbone is also tested zero-shot on PRID, GRID and i-LIDS (benchmark
-# small, then benchmarks/claims_small.py); the 486 test people (486-971) shape nothing. One Diff-Person
+# small, its rows in the same results table); the 486 test people (486-971) shape nothing. One Diff-Person
 # (sampling seed 0): the seeds cover pre-training and fine-tuning, not the generator. real+dp merges the two
 # as pretrain does any two datasets: a generated person is a class apart from the real one. Resumable: a
 # finished run is kept.
@@ -46,17 +46,17 @@ for arm in $ARMS; do for seed in $SEEDS; do
         --label $label --out $out --table $R/results --seed $seed "${RECIPE[@]}"
   done
 done; done
-# zero-shot on PRID, GRID, i-LIDS (domain generalisation on real data): the ImageNet features and every
-# pre-trained backbone, all at the 64x32 they were trained at
-models=(--model $D/models/mobilenet_v2_imagenet_features.safetensors)
+# zero-shot on PRID, GRID, i-LIDS (domain generalisation on real data): the ImageNet features (one fixed
+# model) and every pre-trained backbone, at the 64x32 they were trained at, as rows of the same results table
+# (a rerun computes only backbones not benchmarked yet)
+models=(--model $D/models/mobilenet_v2_imagenet_features.safetensors --label imagenet)
 for arm in $ARMS; do for seed in $SEEDS; do
-  if [ -f $R/pretrain/$arm/seed$seed/backbone.safetensors ]; then models+=(--model $R/pretrain/$arm/seed$seed); fi
+  if [ -f $R/pretrain/$arm/seed$seed/backbone.safetensors ]; then
+    models+=(--model $R/pretrain/$arm/seed$seed --label imagenet+$arm)
+  fi
 done; done
-flock /tmp/cpu.lock diffreid benchmark small "${models[@]}" --input-size 64x32 --out $R/small-bench > /dev/null
+flock /tmp/cpu.lock diffreid benchmark small "${models[@]}" --input-size 64x32 --out $R/small-bench \
+    --table $R/results > /dev/null
 # against ImageNet (the paper's comparison), then against the real images the generated people came from
-python benchmarks/claims_small.py $R/small-bench/results.json
-if [[ " $ARMS " == *" imagenet "* ]]; then diffreid compare $R/results --baseline imagenet; else diffreid compare $R/results; fi
-if [[ " $ARMS " == *" real "* ]]; then
-  python benchmarks/claims_small.py $R/small-bench/results.json --baseline real
-  diffreid compare $R/results --baseline imagenet+real
-fi
+diffreid compare $R/results --baseline imagenet
+if [[ " $ARMS " == *" real "* ]]; then diffreid compare $R/results --baseline imagenet+real; fi

@@ -21,7 +21,7 @@ from diffreid.judges.peta_judge import train_judge
 from diffreid.pipeline.study import QUESTIONS, STUDY_INITS, study
 from diffreid.run_spec import DEMO_PRESETS
 from diffreid.settings import SETTINGS
-from diffreid.settings.table import compare as compare_table
+from diffreid.settings.table import append_row, compare as compare_table
 from diffreid.small_benchmark import run as small_benchmark
 from diffreid.synthesis.captioners import CAPTIONERS
 
@@ -428,6 +428,12 @@ def _add_benchmark(commands) -> None:
     small.add_argument("--input-size", type=_input_size, default=None, metavar="HxW",
                        help="every model's input size, e.g. 64x32 for models trained at it (default: a run's own; "
                             "a backbone's weights: 256x128)")
+    small.add_argument("--table", type=Path, default=None, metavar="DIR",
+                       help="also add a row per model and set to the results table in DIR (as `setting --table`), "
+                            "so `diffreid compare DIR` shows them beside fine-tuned runs, over the runs' seeds")
+    small.add_argument("--label", action="append", default=None, metavar="NAME",
+                       help="the table's name for each --model, in order (default: its file or folder name); runs "
+                            "of one label over seeds are one cell of `diffreid compare`")
     small.set_defaults(handler=_benchmark_small)
 
 
@@ -764,12 +770,19 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _benchmark_small(args: argparse.Namespace) -> int:
-    from diffreid.small_benchmark import render_table, run
+    from diffreid.small_benchmark import render_table, run, table_rows
 
+    if args.label is not None and len(args.label) != len(args.model):
+        raise DiffreidError(f"{len(args.label)} --label for {len(args.model)} --model; give one label per model, "
+                            "in order, or none")
     results = run(args.model, args.out, trials=args.trials, seed=args.seed, root=args.peta,
                   datasets=args.datasets, lists=args.list, batch_size=args.batch_size, input_size=args.input_size)
     print(render_table(results), end="")
     print(f"wrote {args.out / 'results.json'} and {args.out / 'results.md'}")
+    if args.table is not None:
+        for row in table_rows(results, args.label):
+            append_row(args.table, row)
+        print(f"added {len(results['models'])} models' rows to {args.table / 'results.csv'}")
     return 0
 
 

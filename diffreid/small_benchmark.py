@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+import yaml
 from tqdm import tqdm
 
 from diffreid.artifacts import write_json_atomic, write_text_atomic
@@ -203,6 +204,40 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
             _write(out, results)  # after every set, so a long run shows what it has
     log.info("wrote %s and %s", out / "results.json", out / "results.md")
     return results
+
+
+def model_seed(spec: str) -> int | None:
+    """The seed a training run's folder was trained with; None for a model without one (a published or
+    ImageNet model: one fixed model, which `diffreid compare` pairs with every seed of another)."""
+    config = Path(spec).expanduser() / "config.yaml"
+    if not config.is_file():
+        return None
+    seed = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("seed")
+    return None if seed is None else int(seed)
+
+
+def table_rows(results: dict, labels: Sequence[str] | None = None) -> list[dict]:
+    """One results-table row per model and set (`diffreid.settings.table`), so the zero-shot numbers
+    sit in `diffreid compare` beside the fine-tuned ones: the init column is the model's label
+    (default: its file or folder name), the test column names the set with its sizes and trials."""
+    models = list(results["models"])
+    labels = list(labels or [_name(Path(spec).expanduser()) for spec in models])
+    if len(labels) != len(models):
+        raise DiffreidError(f"{len(labels)} --label for {len(models)} --model; give one label per model, in order")
+    rows = []
+    for spec, label in zip(models, labels):
+        for name, entry in results["models"][spec].items():
+            rows.append({"setting": PROTOCOL, "init": label, "train": "none (zero-shot)",
+                         "test": f"{name} ({entry['num_query']} queries / {entry['num_gallery']} gallery, "
+                                 f"{results['trials']} trials)",
+                         **{metric: entry["mean"][metric] for metric in ("rank1", "mAP", "mINP")},
+                         "run": spec, "config": {"seed": model_seed(spec), "input_size": entry["input_size"],
+                                                 "trials": results["trials"], "trial_seed": results["seed"]}})
+    return rows
+
+
+def _name(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
 
 
 def _write(out: Path, results: dict) -> None:

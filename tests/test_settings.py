@@ -223,3 +223,21 @@ def test_killed_usl_resumes_to_the_same_weights(tiny_persons, tmp_path, monkeypa
     resumed = load_file(killed / "run" / "model.safetensors")
     whole = load_file(tmp_path / "whole" / "run" / "model.safetensors")
     assert resumed.keys() == whole.keys() and all(torch.equal(resumed[k], whole[k]) for k in whole)
+
+
+def test_a_fixed_model_is_paired_with_every_seed_of_the_other(tmp_path):
+    """A model without seeds (`"seed": null`, as `benchmark small --table` writes for ImageNet features)
+    is one cell marked fixed and stands at each seed of the other; before, it was seed 0 and paired once."""
+    folder = tmp_path / "results"
+    append_row(folder, {"setting": "zero-shot DG", "init": "imagenet", "train": "-", "test": "prid", "rank1": 0.10,
+                        "mAP": 0.10, "mINP": 0.1, "run": "features.safetensors", "config": {"seed": None}})
+    for seed, value in enumerate((0.20, 0.22, 0.21)):
+        append_row(folder, {"setting": "zero-shot DG", "init": "imagenet+dp", "train": "-", "test": "prid",
+                            "rank1": value, "mAP": value, "mINP": value, "run": f"pretrain/dp/seed{seed}",
+                            "config": {"seed": seed}})
+    table = compare(folder, baseline="imagenet")
+    assert "| zero-shot DG | prid | 10.0% / 10.0% [fixed] | 21.0 ± 2.5% / 21.0 ± 2.5% [3] |" in table
+    assert "| zero-shot DG | prid | imagenet+dp | +11.0 | [+8.5, +13.5] | 3 | beats |" in table
+    assert "[fixed]: one model without seeds" in table
+    reverse = compare(folder, baseline="imagenet+dp")
+    assert "| zero-shot DG | prid | imagenet | -11.0 | [-13.5, -8.5] | 3 | loses |" in reverse

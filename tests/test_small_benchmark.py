@@ -15,7 +15,8 @@ from diffreid.data.small_protocols import (FOLDERS, SMALL_BENCHMARKS, TEST_IDS, 
                                            trial_sizes)
 from diffreid.errors import DiffreidError
 from diffreid.reid.backbones import create_backbone
-from diffreid.small_benchmark import run
+from diffreid.settings.table import compare, read_table
+from diffreid.small_benchmark import model_seed, run
 
 # Scaled-down sets in PETA's naming: (pids seen twice, pids seen once) and the test ids each trial draws
 PRID_PAIRED, PRID_A_ONLY, PRID_B_ONLY = range(1, 9), range(9, 12), range(12, 17)
@@ -202,3 +203,24 @@ def test_a_rerun_keeps_unchanged_models_and_redoes_a_changed_one(peta, tmp_path,
     loaded.clear()
     run(models, out, trials=3, root=peta, datasets=["ilids"])
     assert loaded == models
+
+
+def test_labelled_rows_go_to_the_results_table_and_compare_over_seeds(peta, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(TEST_IDS, "ilids", SMALL_TEST_IDS["ilids"])
+    weights = tmp_path / "backbone.safetensors"
+    save_file(create_backbone("resnet18").state_dict(), weights)
+    table = tmp_path / "results"
+    args = ["benchmark", "small", "--model", "color-histogram", "--model", str(weights), "--out", str(tmp_path / "s"),
+            "--trials", "2", "--peta", str(peta), "--datasets", "ilids", "--table", str(table)]
+    assert main([*args, "--label", "floor"]) == 2  # one label for two models: refused before any work
+    assert "1 --label for 2 --model" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert main([*args, "--label", "floor", "--label", "imagenet"]) == 0
+    rows = {row["init"]: row for row in read_table(table)}
+    assert set(rows) == {"floor", "imagenet"} and rows["floor"]["setting"] == "zero-shot DG"
+    assert rows["imagenet"]["test"] == "ilids (4 queries / 4 gallery, 2 trials)"
+    assert json.loads(rows["imagenet"]["config"])["seed"] is None  # a file: one fixed model
+    assert "[fixed]" in compare(table, baseline="floor")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "config.yaml").write_text("seed: 2\n")
+    assert model_seed(str(run_dir)) == 2 and model_seed(str(weights)) is None

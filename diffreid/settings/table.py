@@ -1,10 +1,13 @@
 """The results table every downstream run appends to, and the side-by-side view of it.
 
-`results.csv` holds one row per run (setting, init, training and test datasets,
-Rank-1, mAP, mINP, run folder, config); `results.md` is the same as a markdown table,
-rewritten with each row. `compare` lays initialisations side by side per setting, as the
-paper's tables are, each cell over the initialisation's seeds, and says from the paired
-intervals whether one initialisation beats another (`evaluation/intervals.py`).
+`results.csv` holds one row per run and test set (setting, init, training and test
+datasets, Rank-1, mAP, mINP, run folder, config); `results.md` is the same as a markdown
+table, rewritten with each row. `compare` lays initialisations side by side per setting,
+as the paper's tables are, each cell over the initialisation's seeds, and says from the
+paired intervals whether one initialisation beats another (`evaluation/intervals.py`).
+A row whose config has `"seed": null` is one fixed model (`benchmark small --table` writes
+such rows for a published or ImageNet model): it has no seeds of its own, so a comparison
+pairs it with every seed of the other initialisation.
 """
 
 from __future__ import annotations
@@ -30,9 +33,9 @@ def read_table(folder: Path) -> list[dict]:
 
 
 def append_row(folder: Path, row: dict) -> None:
-    """Add a run's row (a rerun of the same run folder replaces its row)."""
+    """Add a run's row (a rerun of the same run folder on the same test replaces its row)."""
     folder = Path(folder)
-    rows = [r for r in read_table(folder) if r["run"] != str(row["run"])]
+    rows = [r for r in read_table(folder) if (r["run"], r["test"]) != (str(row["run"]), str(row["test"]))]
     rows.append({key: (json.dumps(row[key], sort_keys=True) if key == "config" else row[key]) for key in COLUMNS})
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
@@ -52,7 +55,7 @@ def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEED
     rows = read_table(folder)
     if not rows:
         raise DiffreidError(f"{Path(folder) / 'results.csv'}: no results yet; run `diffreid setting ...` first")
-    runs: dict[tuple, dict[int, dict]] = {}  # (setting, test, init) -> {seed: row}
+    runs: dict[tuple, dict[int | None, dict]] = {}  # (setting, test, init) -> {seed (None: fixed): row}
     for row in rows:
         runs.setdefault((row["setting"], row["test"], row["init"]), {})[_seed(row)] = row
     inits = list(dict.fromkeys(init for _, _, init in runs))
@@ -62,7 +65,9 @@ def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEED
     keys = list(dict.fromkeys((setting, test) for setting, test, _ in runs))
     lines = ["| setting | test | " + " | ".join(inits) + " |", "| --- | --- | " + " | ".join("---" for _ in inits) + " |"]
     lines += [f"| {s} | {t} | " + " | ".join(_cell(runs.get((s, t, i))) for i in inits) + " |" for s, t in keys]
-    text = "\n".join(lines) + "\n\n(mAP / Rank-1: mean over seeds ± 95% Student-t interval, [seeds])"
+    fixed = any(set(per_seed) == {None} for per_seed in runs.values())
+    text = "\n".join(lines) + "\n\n(mAP / Rank-1: mean over seeds ± 95% Student-t interval, [seeds]" + (
+        "; [fixed]: one model without seeds, paired with every seed of the other)" if fixed else ")")
     if baseline is None:
         return text
     lines = [f"| setting | test | init | mAP difference to {baseline} | 95% interval | paired seeds | verdict |",
@@ -72,15 +77,25 @@ def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEED
         for init in inits:
             if init == baseline or base is None or (s, t, init) not in runs:
                 continue
-            found = paired_verdict(_metric(runs[(s, t, init)]), _metric(base), min_seeds)
+            ours = _metric(runs[(s, t, init)])
+            found = paired_verdict(_at_seeds(ours, _metric(base)), _at_seeds(_metric(base), ours), min_seeds)
             bracket = "—" if found["low"] is None else f"[{100 * found['low']:+.1f}, {100 * found['high']:+.1f}]"
             lines.append(f"| {s} | {t} | {init} | {100 * found['difference']:+.1f} | {bracket} | "
                          f"{len(found['seeds'])} | {found['verdict']} |")
     return text + "\n\n" + "\n".join(lines) + f"\n\n(a verdict needs {min_seeds} paired seeds)"
 
 
-def _seed(row: dict) -> int:
-    return int(json.loads(row["config"] or "{}").get("seed", 0))
+def _seed(row: dict) -> int | None:
+    """The run's seed; None for a fixed model (`"seed": null`); 0 for a row that never recorded one."""
+    config = json.loads(row["config"] or "{}")
+    return None if "seed" in config and config["seed"] is None else int(config.get("seed", 0))
+
+
+def _at_seeds(values: dict, other: dict) -> dict:
+    """A fixed model's one value ({None: v}) stands at each of `other`'s seeds; seeded values stay as they are."""
+    if set(values) == {None}:
+        return {seed: values[None] for seed in other if seed is not None}
+    return values
 
 
 def _metric(per_seed: dict[int, dict], metric: str = "mAP") -> dict[int, float]:
@@ -91,4 +106,4 @@ def _cell(per_seed: dict[int, dict] | None) -> str:
     if not per_seed:
         return "—"
     cells = (percent(*t_interval(list(_metric(per_seed, metric).values()))) for metric in ("mAP", "rank1"))
-    return " / ".join(cells) + f" [{len(per_seed)}]"
+    return " / ".join(cells) + (" [fixed]" if set(per_seed) == {None} else f" [{len(per_seed)}]")
