@@ -255,7 +255,9 @@ def _add_setting(commands) -> None:
     setting.set_defaults(handler=_setting)
 
     compare = commands.add_parser("compare", help="the results table with initialisations side by side, over seeds")
-    compare.add_argument("table", type=Path, help="results table folder (holds results.csv)")
+    compare.add_argument("table", type=Path, nargs="+",
+                         help="results table folder (holds results.csv); several are read as one, an init name a "
+                              "later one repeats becoming NAME@FOLDER")
     defaults = _defaults(compare_table)
     compare.add_argument("--baseline", metavar="INIT", default=defaults["baseline"],
                          help="also each initialisation against this one (its --label or --init): the paired mAP "

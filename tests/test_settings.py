@@ -241,3 +241,19 @@ def test_a_fixed_model_is_paired_with_every_seed_of_the_other(tmp_path):
     assert "[fixed]: one model without seeds" in table
     reverse = compare(folder, baseline="imagenet+dp")
     assert "| zero-shot DG | prid | imagenet | -11.0 | [-13.5, -8.5] | 3 | loses |" in reverse
+
+
+def test_several_tables_compare_as_one_and_a_repeated_name_keeps_its_folder(tmp_path):
+    """Experiments in separate folders (×4 and ×1 images per identity, each labelled imagenet+dp)
+    compare in one call; before, compare read one table, so such pairs needed a script of their own."""
+    x4, x1 = tmp_path / "claims" / "results", tmp_path / "claims-x1" / "results"
+    for folder, values in ((x4, (0.48, 0.49, 0.50)), (x1, (0.44, 0.45, 0.45))):
+        for seed, value in enumerate(values):
+            append_row(folder, {"setting": "supervised", "init": "imagenet+dp", "train": "t", "test": "cuhk01",
+                                "rank1": value, "mAP": value, "mINP": value, "run": f"{folder}/{seed}",
+                                "config": {"seed": seed}})
+    table = compare([x4, x1], baseline=f"imagenet+dp@{x1}")
+    assert f"| imagenet+dp | imagenet+dp@{x1} |" in table
+    assert "| supervised | cuhk01 | imagenet+dp | +4.3 | [+2.9, +5.8] | 3 | beats |" in table
+    with pytest.raises(DiffreidError, match="no results yet"):
+        compare([x4, tmp_path / "empty"])

@@ -48,20 +48,37 @@ def append_row(folder: Path, row: dict) -> None:
     write_text_atomic(folder / "results.md", "\n".join(lines) + "\n")
 
 
-def compare(folder: Path, baseline: str | None = None, min_seeds: int = MIN_SEEDS) -> str:
+def read_tables(folders: Path | list[Path]) -> list[dict]:
+    """The rows of one table or several (experiments kept in separate folders); an initialisation
+    name a later table shares with an earlier one becomes `NAME@FOLDER`, so the two stay apart."""
+    folders = [Path(folders)] if isinstance(folders, (str, Path)) else [Path(f) for f in folders]
+    rows, seen = [], set()
+    for folder in folders:
+        found = read_table(folder)
+        if not found:
+            raise DiffreidError(f"{folder / 'results.csv'}: no results yet; run `diffreid setting ...` first")
+        taken = set(seen)
+        for row in found:
+            if row["init"] in taken:
+                row["init"] = f"{row['init']}@{folder}"
+            seen.add(row["init"])
+        rows += found
+    return rows
+
+
+def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: int = MIN_SEEDS) -> str:
     """Rows: (setting, test); columns: initialisations; a cell: mAP / Rank-1, the mean over the
     initialisation's seeds ± the 95% interval, and how many seeds. With `baseline`, each other
-    initialisation's paired mAP difference to it and the verdict, as the run report words its claim."""
-    rows = read_table(folder)
-    if not rows:
-        raise DiffreidError(f"{Path(folder) / 'results.csv'}: no results yet; run `diffreid setting ...` first")
+    initialisation's paired mAP difference to it and the verdict, as the run report words its claim.
+    `folder` may be several tables (`read_tables`)."""
+    rows = read_tables(folder)
     runs: dict[tuple, dict[int | None, dict]] = {}  # (setting, test, init) -> {seed (None: fixed): row}
     for row in rows:
         runs.setdefault((row["setting"], row["test"], row["init"]), {})[_seed(row)] = row
     inits = list(dict.fromkeys(init for _, _, init in runs))
     if baseline is not None and baseline not in inits:
-        raise DiffreidError(f"{Path(folder) / 'results.csv'}: no runs of initialisation {baseline!r} to compare "
-                            f"against; it holds {', '.join(inits)} (a run's name is its --label, else its --init)")
+        raise DiffreidError(f"--baseline {baseline}: no runs of that initialisation to compare against; the table "
+                            f"holds {', '.join(inits)} (a run's name is its --label, else its --init)")
     keys = list(dict.fromkeys((setting, test) for setting, test, _ in runs))
     lines = ["| setting | test | " + " | ".join(inits) + " |", "| --- | --- | " + " | ".join("---" for _ in inits) + " |"]
     lines += [f"| {s} | {t} | " + " | ".join(_cell(runs.get((s, t, i))) for i in inits) + " |" for s, t in keys]
