@@ -219,7 +219,7 @@ def model_seed(spec: str) -> int | None:
 def table_rows(results: dict, labels: Sequence[str] | None = None) -> list[dict]:
     """One results-table row per model and set (`diffreid.settings.table`), so the zero-shot numbers
     sit in `diffreid compare` beside the fine-tuned ones: the init column is the model's label
-    (default: its file or folder name), the test column names the set with its sizes and trials."""
+    (default: its file or folder name), the test column names the set and its trials, the sizes are a trial's."""
     models = list(results["models"])
     labels = list(labels or [_name(Path(spec).expanduser()) for spec in models])
     if len(labels) != len(models):
@@ -228,9 +228,9 @@ def table_rows(results: dict, labels: Sequence[str] | None = None) -> list[dict]
     for spec, label in zip(models, labels):
         for name, entry in results["models"][spec].items():
             rows.append({"setting": PROTOCOL, "init": label, "train": "none (zero-shot)",
-                         "test": f"{name} ({entry['num_query']} queries / {entry['num_gallery']} gallery, "
-                                 f"{results['trials']} trials)",
+                         "test": f"{name} ({results['trials']} trials)",
                          **{metric: entry["mean"][metric] for metric in ("rank1", "mAP", "mINP")},
+                         "queries": entry["num_query"], "gallery": entry["num_gallery"],
                          "run": spec, "config": {"seed": model_seed(spec), "input_size": entry["input_size"],
                                                  "trials": results["trials"], "trial_seed": results["seed"]}})
     return rows

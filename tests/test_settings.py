@@ -44,7 +44,10 @@ def test_settings_fill_the_table_and_compare_lays_out_inits(tiny_persons, tmp_pa
     assert [(r["setting"], r["init"]) for r in rows] == [
         ("supervised", "scratch"), ("few-shot", backbone), ("supervised", "pre-trained")]
     assert all(0 <= float(r["mAP"]) <= 1 and r["test"] == spec for r in rows)
+    queries, gallery = (len(load_dataset(spec).query), len(load_dataset(spec).gallery))
+    assert {(r["queries"], r["gallery"]) for r in rows} == {(str(queries), str(gallery))}
     table = compare(tmp_path / "results")
+    assert f"- few-shot on {spec}: {queries} queries / {gallery} gallery" in table
     header, _, supervised, few_shot = table.splitlines()[:4]
     assert "scratch" in header and backbone in header and "pre-trained" in header
     assert supervised.count("[1]") == 2 and "—" in few_shot  # few-shot has no scratch run; one seed each
@@ -67,6 +70,7 @@ def test_compare_gives_each_initialisation_over_seeds_and_a_paired_verdict(tmp_p
     assert "| supervised | cuhk01 | imagenet+dp | +5.0 | [+2.5, +7.5] | 3 | beats |" in table
     assert "| imagenet+real | +0.0 |" in table and table.rstrip().endswith("(a verdict needs 3 paired seeds)")
     assert "| 2 | not enough seeds |" in table  # two paired seeds of the three a verdict needs
+    assert "- supervised on cuhk01: sizes not recorded" in table  # rows written without queries / gallery
     assert main(["compare", str(folder), "--baseline", "imagenet", "--min-seeds", "2"]) == 0
     assert "| 2 | within noise |" in capsys.readouterr().out
     with pytest.raises(DiffreidError, match=r"imagenet\+dp"):

@@ -217,7 +217,8 @@ def test_labelled_rows_go_to_the_results_table_and_compare_over_seeds(peta, tmp_
     assert main([*args, "--label", "floor", "--label", "imagenet"]) == 0
     rows = {row["init"]: row for row in read_table(table)}
     assert set(rows) == {"floor", "imagenet"} and rows["floor"]["setting"] == "zero-shot DG"
-    assert rows["imagenet"]["test"] == "ilids (4 queries / 4 gallery, 2 trials)"
+    assert rows["imagenet"]["test"] == "ilids (2 trials)"
+    assert (rows["imagenet"]["queries"], rows["imagenet"]["gallery"]) == ("4", "4")
     assert json.loads(rows["imagenet"]["config"])["seed"] is None  # a file: one fixed model
     assert "[fixed]" in compare(table, baseline="floor")
     run_dir = tmp_path / "run"

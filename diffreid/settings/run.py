@@ -128,7 +128,8 @@ def run(config: SettingConfig) -> dict:
     results = evaluate(EvaluateConfig(model=str(run_dir), data=target, out=out / "eval"))
     summary = {"setting": config.name, "init": config.label or config.init, "train": " + ".join(config.data),
                "test": config.target or config.data[0],
-               "rank1": results["cmc"][0], "mAP": results["mAP"], "mINP": results["mINP"], "run": str(out),
+               "rank1": results["cmc"][0], "mAP": results["mAP"], "mINP": results["mINP"],
+               "queries": results["num_query"], "gallery": results["num_gallery"], "run": str(out),
                "config": config_dict(config)}
     write_json_atomic(out / "results.json", summary)
     append_row(Path(config.table or out.parent / "results"), summary)

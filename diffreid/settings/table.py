@@ -1,7 +1,7 @@
 """The results table every downstream run appends to, and the side-by-side view of it.
 
 `results.csv` holds one row per run and test set (setting, init, training and test
-datasets, Rank-1, mAP, mINP, run folder, config); `results.md` is the same as a markdown
+datasets, Rank-1, mAP, mINP, the test's queries and gallery images, run folder, config); `results.md` is the same as a markdown
 table, rewritten with each row. `compare` lays initialisations side by side per setting,
 as the paper's tables are, each cell over the initialisation's seeds, and says from the
 paired intervals whether one initialisation beats another (`evaluation/intervals.py`).
@@ -21,7 +21,7 @@ from diffreid.artifacts import write_text_atomic
 from diffreid.errors import DiffreidError
 from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, percent, t_interval
 
-COLUMNS = ("setting", "init", "train", "test", "rank1", "mAP", "mINP", "run", "config")
+COLUMNS = ("setting", "init", "train", "test", "rank1", "mAP", "mINP", "queries", "gallery", "run", "config")
 
 
 def read_table(folder: Path) -> list[dict]:
@@ -36,9 +36,10 @@ def append_row(folder: Path, row: dict) -> None:
     """Add a run's row (a rerun of the same run folder on the same test replaces its row)."""
     folder = Path(folder)
     rows = [r for r in read_table(folder) if (r["run"], r["test"]) != (str(row["run"]), str(row["test"]))]
-    rows.append({key: (json.dumps(row[key], sort_keys=True) if key == "config" else row[key]) for key in COLUMNS})
+    rows.append({key: (json.dumps(row[key], sort_keys=True) if key == "config" else row.get(key, ""))
+                 for key in COLUMNS})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(folder / "results.csv", buffer.getvalue())
@@ -85,6 +86,7 @@ def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: i
     fixed = any(set(per_seed) == {None} for per_seed in runs.values())
     text = "\n".join(lines) + "\n\n(mAP / Rank-1: mean over seeds ± 95% Student-t interval, [seeds]" + (
         "; [fixed]: one model without seeds, paired with every seed of the other)" if fixed else ")")
+    text += "\n\n" + _sizes(rows)
     if baseline is None:
         return text
     lines = [f"| setting | test | init | mAP difference to {baseline} | 95% interval | paired seeds | verdict |",
@@ -100,6 +102,18 @@ def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: i
             lines.append(f"| {s} | {t} | {init} | {100 * found['difference']:+.1f} | {bracket} | "
                          f"{len(found['seeds'])} | {found['verdict']} |")
     return text + "\n\n" + "\n".join(lines) + f"\n\n(a verdict needs {min_seeds} paired seeds)"
+
+
+def _sizes(rows: list[dict]) -> str:
+    """The test sets' sizes, one line per (setting, test), as each run recorded them: one query more or
+    less moves Rank-1 by 100 / queries points, so a difference is read against this."""
+    sizes: dict[tuple, set] = {}
+    for row in rows:
+        size = (f"{row['queries']} queries / {row['gallery']} gallery" if row.get("queries")
+                else "sizes not recorded")
+        sizes.setdefault((row["setting"], row["test"]), set()).add(size)
+    return "Test sets:\n" + "\n".join(f"- {s} on {t}: {' or '.join(sorted(found))}"
+                                       for (s, t), found in sizes.items())
 
 
 def _seed(row: dict) -> int | None:
