@@ -21,7 +21,7 @@ from diffreid.judges.peta_judge import train_judge
 from diffreid.pipeline.study import QUESTIONS, STUDY_INITS, study
 from diffreid.run_spec import DEMO_PRESETS
 from diffreid.settings import SETTINGS
-from diffreid.settings.table import append_row, compare as compare_table
+from diffreid.settings.table import TABLE_METRICS, append_row, compare as compare_table
 from diffreid.small_benchmark import run as small_benchmark
 from diffreid.synthesis.captioners import CAPTIONERS
 
@@ -264,6 +264,8 @@ def _add_setting(commands) -> None:
                               "difference over seeds, its 95%% interval and the verdict")
     compare.add_argument("--min-seeds", type=int, default=defaults["min_seeds"], metavar="N",
                          help=f"paired seeds a verdict needs (default {defaults['min_seeds']})")
+    compare.add_argument("--metric", choices=TABLE_METRICS, default=defaults["metric"],
+                         help=f"what the paired differences compare (default {defaults['metric']})")
     compare.set_defaults(handler=_compare)
 
 
@@ -582,7 +584,7 @@ def _setting(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    print(compare_table(args.table, args.baseline, args.min_seeds))
+    print(compare_table(args.table, args.baseline, args.min_seeds, args.metric))
     return 0
 
 

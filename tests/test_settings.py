@@ -73,6 +73,8 @@ def test_compare_gives_each_initialisation_over_seeds_and_a_paired_verdict(tmp_p
     assert "- supervised on cuhk01: sizes not recorded" in table  # rows written without queries / gallery
     assert main(["compare", str(folder), "--baseline", "imagenet", "--min-seeds", "2"]) == 0
     assert "| 2 | within noise |" in capsys.readouterr().out
+    assert main(["compare", str(folder), "--baseline", "imagenet", "--metric", "rank1"]) == 0
+    assert "| rank1 difference to imagenet |" in capsys.readouterr().out
     with pytest.raises(DiffreidError, match=r"imagenet\+dp"):
         compare(folder, baseline="scratch")
 

@@ -21,6 +21,7 @@ from diffreid.artifacts import write_text_atomic
 from diffreid.errors import DiffreidError
 from diffreid.evaluation.intervals import MIN_SEEDS, paired_verdict, percent, t_interval
 
+TABLE_METRICS = ("mAP", "rank1", "mINP")
 COLUMNS = ("setting", "init", "train", "test", "rank1", "mAP", "mINP", "queries", "gallery", "run", "config")
 
 
@@ -67,11 +68,14 @@ def read_tables(folders: Path | list[Path]) -> list[dict]:
     return rows
 
 
-def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: int = MIN_SEEDS) -> str:
+def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: int = MIN_SEEDS,
+            metric: str = "mAP") -> str:
     """Rows: (setting, test); columns: initialisations; a cell: mAP / Rank-1, the mean over the
     initialisation's seeds ± the 95% interval, and how many seeds. With `baseline`, each other
-    initialisation's paired mAP difference to it and the verdict, as the run report words its claim.
-    `folder` may be several tables (`read_tables`)."""
+    initialisation's paired difference in `metric` (mAP, rank1 or mINP) to it and the verdict, as the
+    run report words its claim. `folder` may be several tables (`read_tables`)."""
+    if metric not in TABLE_METRICS:
+        raise DiffreidError(f"--metric {metric}: choose from {', '.join(TABLE_METRICS)}")
     rows = read_tables(folder)
     runs: dict[tuple, dict[int | None, dict]] = {}  # (setting, test, init) -> {seed (None: fixed): row}
     for row in rows:
@@ -89,15 +93,15 @@ def compare(folder: Path | list[Path], baseline: str | None = None, min_seeds: i
     text += "\n\n" + _sizes(rows)
     if baseline is None:
         return text
-    lines = [f"| setting | test | init | mAP difference to {baseline} | 95% interval | paired seeds | verdict |",
+    lines = [f"| setting | test | init | {metric} difference to {baseline} | 95% interval | paired seeds | verdict |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for s, t in keys:
         base = runs.get((s, t, baseline))
         for init in inits:
             if init == baseline or base is None or (s, t, init) not in runs:
                 continue
-            ours = _metric(runs[(s, t, init)])
-            found = paired_verdict(_at_seeds(ours, _metric(base)), _at_seeds(_metric(base), ours), min_seeds)
+            ours, theirs = _metric(runs[(s, t, init)], metric), _metric(base, metric)
+            found = paired_verdict(_at_seeds(ours, theirs), _at_seeds(theirs, ours), min_seeds)
             bracket = "—" if found["low"] is None else f"[{100 * found['low']:+.1f}, {100 * found['high']:+.1f}]"
             lines.append(f"| {s} | {t} | {init} | {100 * found['difference']:+.1f} | {bracket} | "
                          f"{len(found['seeds'])} | {found['verdict']} |")
