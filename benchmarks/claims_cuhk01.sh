@@ -8,9 +8,9 @@
 # kept images are Diff-Person. Each arm is pre-trained (30 epochs, as the downstream runs) and fine-tuned
 # with the same seed; each pre-trained backbone is also tested zero-shot on PRID, GRID and i-LIDS (benchmark
 # small, its rows in the same results table); the 486 test people (486-971) shape nothing. One Diff-Person
-# (sampling seed 0): the seeds cover pre-training and fine-tuning, not the generator. real+dp merges the two
-# as pretrain does any two datasets: a generated person is a class apart from the real one. Resumable: a
-# finished run is kept.
+# (sampling seed 0): the seeds cover pre-training and fine-tuning, not the generator. real+dp pre-trains on
+# both with --merge-generated: a generated person is the class of the real person it was drawn from.
+# Resumable: a finished run is kept.
 cd "$(dirname "$0")/.."
 set -euo pipefail
 G=$1; R=$2; mkdir -p $R
@@ -28,7 +28,7 @@ data() {  # the arm's pre-training data
   case $1 in
     real) echo "--data $C" ;;
     dp) echo "--data diffperson:$R/diff-person" ;;
-    real+dp) echo "--data $C --data diffperson:$R/diff-person" ;;
+    real+dp) echo "--data $C --data diffperson:$R/diff-person --merge-generated" ;;
   esac
 }
 for arm in $ARMS; do for seed in $SEEDS; do

@@ -453,6 +453,9 @@ def _training_arguments(parser: argparse.ArgumentParser) -> None:
     """The options `train` and `pretrain` share."""
     parser.add_argument("--data", action="append", required=True, metavar="FORMAT:ROOT",
                         help="training dataset (its train split); repeat to merge several")
+    parser.add_argument("--merge-generated", action="store_true", default=None,
+                        help="a Diff-Person identity drawn from a person of an earlier --data is that person's class "
+                             "(default: each dataset's identities are classes apart)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (config, checkpoints, model)")
     parser.add_argument("--preset", default=None, help="a preset in configs/train/ (bot-r50, agw-r50, bot-swin-tiny, "
                                                        "bot-r18-cpu, cpu-tiny) or a YAML file")
@@ -520,7 +523,8 @@ def _train(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name) for name in ("init", "backbone", "epochs", "batch_p", "batch_k", "lr",
                                                          "input_size", "mixed_precision", "grad_accumulation",
-                                                         "eval_data", "eval_every", "num_workers", "seed")
+                                                         "eval_data", "eval_every", "num_workers", "seed",
+                                                         "merge_generated")
                  if getattr(args, name) is not None}
     overrides.update(_set_fields(args.set))
     config = load_train_config(args.preset, {**overrides, "data": tuple(args.data), "out": args.out})

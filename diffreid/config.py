@@ -85,6 +85,7 @@ class TrainConfig:
     data: tuple[str, ...]
     out: Path
     preset: str | None = None
+    merge_generated: bool = False  # a Diff-Person identity drawn from a person of an earlier --data joins its class
     backbone: str = "resnet50"
     last_stride: int | None = 1  # None: the architecture's own
     pooling: str = "avg"  # "avg" or "gem" (AGW)

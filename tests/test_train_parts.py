@@ -188,3 +188,40 @@ def test_unreadable_training_image_is_dropped_from_its_batch(tmp_path, tiny_pers
     x, labels = collate_skipping([images[(0, 1)], images[(1, 1)]])
     assert x.shape == (1, 3, 64, 32) and labels.tolist() == [1]
     assert "unreadable image skipped" in caplog.text and str(bad) in caplog.text
+
+
+def test_generated_people_join_the_class_of_the_person_they_were_drawn_from(tiny_persons, tmp_path, caplog):
+    """With merge_generated, a Diff-Person identity whose manifest names a person of an earlier dataset is
+    that person's class; one drawn from elsewhere stays a class apart. Before: always a class apart."""
+    import json
+    import shutil
+
+    from diffreid.data import load_dataset
+    from diffreid.filtering.diffperson import file_name
+    from diffreid.reid.train_data import load_train_set
+
+    real = f"market1501:{tiny_persons}"
+    pids = sorted({r.pid for r in load_dataset(real).train})
+    image = load_dataset(real).train[0].path
+    generated, lines = tmp_path / "dp", []
+    for gpid, (source, source_pid) in enumerate([(real, pids[0]), (real, pids[3]), ("market1501:/elsewhere", 7)], 1):
+        for frame in range(2):
+            (generated / "bounding_box_train").mkdir(parents=True, exist_ok=True)
+            shutil.copy(image, generated / "bounding_box_train" / file_name(gpid, frame))
+        lines.append(json.dumps({"file": f"bounding_box_train/{file_name(gpid, 0)}", "pid": gpid,
+                                 "source": source, "source_pid": source_pid}))
+    (generated / "manifest.jsonl").write_text("\n".join(lines) + "\n")
+    # the same real root spelled another way still matches the manifest's spelling
+    spelled = f"market1501:{tiny_persons}/../{tiny_persons.name}"
+    apart = load_train_set([spelled, f"diffperson:{generated}"])
+    merged = load_train_set([spelled, f"diffperson:{generated}"], merge_generated=True)
+    assert len(apart.classes) == len(pids) + 3 and len(merged.classes) == len(pids) + 1
+    by_class = {}
+    for record in merged.records:
+        by_class.setdefault(record.pid, set()).add(record.path.parent.parent.name)
+    first, fourth = pids.index(pids[0]), pids.index(pids[3])
+    assert by_class[first] == by_class[fourth] == {tiny_persons.name, "dp"}  # real and generated images together
+    assert merged.classes[-1] == {"dataset": f"diffperson:{generated}", "pid": 3}
+    # generated data given first has no earlier person to join: said, and nothing merges
+    alone = load_train_set([f"diffperson:{generated}", real], merge_generated=True)
+    assert len(alone.classes) == len(pids) + 3 and "give those datasets first" in caplog.text

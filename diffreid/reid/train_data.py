@@ -2,13 +2,16 @@
 
 Each dataset's identities become their own classes (two datasets' pid 1 are two
 people), numbered in the order the datasets are given; `classes` records, per class,
-which dataset and source pid it came from (`RUN/classes.json`).
+which dataset and source pid it came from (`RUN/classes.json`). With `merge_generated`,
+a Diff-Person identity drawn from a person of a dataset given before it joins that
+person's class: the generator's premise is that it is the same person.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -17,7 +20,9 @@ from torchvision.transforms.v2 import functional as TF
 
 from diffreid.data import load_dataset
 from diffreid.data.records import Record
+from diffreid.data.registry import parse_spec
 from diffreid.errors import DatasetError
+from diffreid.filtering.diffperson import generated_from
 
 log = logging.getLogger(__name__)
 
@@ -28,20 +33,41 @@ class TrainSet:
     classes: list[dict]  # class index -> {"dataset": spec, "pid": source pid}
 
 
-def load_train_set(specs: list[str] | tuple[str, ...]) -> TrainSet:
+def load_train_set(specs: list[str] | tuple[str, ...], merge_generated: bool = False) -> TrainSet:
     records, classes = [], []
+    known: dict[tuple[str, Path, int], int] = {}  # (format, resolved root, pid) -> class
     for spec in specs:
         dataset = load_dataset(spec).require("train")
         for problem in dataset.problems:
             log.warning("%s", problem)
-        pids = sorted({r.pid for r in dataset.train})
-        offset = len(classes)
-        index = {pid: offset + i for i, pid in enumerate(pids)}
-        classes += [{"dataset": spec, "pid": pid} for pid in pids]
+        drawn_from = generated_from(dataset.root) if merge_generated and parse_spec(spec)[0] == "diffperson" else {}
+        index, merged = {}, 0
+        for pid in sorted({r.pid for r in dataset.train}):
+            source = drawn_from.get(pid)
+            person = _person(*source) if source else None
+            if person in known:
+                index[pid], merged = known[person], merged + 1
+                continue
+            index[pid] = len(classes)
+            known[_person(spec, pid)] = index[pid]
+            classes.append({"dataset": spec, "pid": pid})
+        if drawn_from:
+            log.info("%s: %d of its %d identities joined the class of the person they were drawn from", spec,
+                     merged, len(index))
+            if not merged:
+                log.warning("%s: no generated identity was drawn from a dataset given before it (its sources: %s); "
+                            "give those datasets first, with the same FORMAT:ROOT", spec,
+                            ", ".join(sorted({source for source, _ in drawn_from.values()})))
         records += [Record(r.path, index[r.pid], r.camid, "train") for r in dataset.train]
     if len(classes) < 2:
         raise DatasetError(f"{', '.join(specs)}: training needs at least 2 identities, found {len(classes)}")
     return TrainSet(records, classes)
+
+
+def _person(spec: str, pid: int) -> tuple[str, Path, int]:
+    """One person's key, whatever relative path spelled the dataset's root."""
+    fmt, root = parse_spec(spec)
+    return fmt, root.resolve(), pid
 
 
 class TrainImages(Dataset):

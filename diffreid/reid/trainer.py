@@ -112,7 +112,7 @@ def run(config: TrainConfig) -> Path:
 
 def _train(config: TrainConfig, out: Path, accelerator) -> Path:
     main = accelerator.is_main_process
-    train_set = load_train_set(config.data)
+    train_set = load_train_set(config.data, config.merge_generated)
     classes = train_set.classes
     if main:
         write_text_atomic(out / "config.yaml", yaml.safe_dump(config_dict(config), sort_keys=False))
