@@ -110,7 +110,7 @@ def kept_entries(out: Path, results: dict) -> dict[str, dict[str, dict]]:
     if not isinstance(previous, dict) or any(previous.get(key) != results[key] for key in header):
         return {}
     return {spec: {name: entry for name, entry in per_set.items()
-                   if previous["datasets"].get(name) == results["datasets"].get(name)}
+                   if previous.get("datasets", {}).get(name) == results["datasets"].get(name)}
             for spec, per_set in previous.get("models", {}).items()}
 
 
