@@ -146,6 +146,9 @@ def run(models: Sequence[str], out: str | Path, trials: int = 10, seed: int = 0,
         raise DiffreidError(f"--trials {trials}: need at least 1")
     if not models:
         raise DiffreidError(f"no model given; pass --model MODEL (a Re-ID model or {COLOR_HISTOGRAM})")
+    twice = sorted({spec for spec in models if list(models).count(spec) > 1})
+    if twice:
+        raise DiffreidError(f"--model {', '.join(twice)} given more than once; give each model once")
     names = check_names(list(datasets))
     for spec in models:
         if spec != COLOR_HISTOGRAM and not Path(spec).expanduser().exists():

@@ -225,3 +225,8 @@ def test_labelled_rows_go_to_the_results_table_and_compare_over_seeds(peta, tmp_
     run_dir.mkdir()
     (run_dir / "config.yaml").write_text("seed: 2\n")
     assert model_seed(str(run_dir)) == 2 and model_seed(str(weights)) is None
+
+
+def test_a_model_given_twice_is_refused(peta, tmp_path):
+    with pytest.raises(DiffreidError, match="given more than once"):
+        run(["color-histogram", "color-histogram"], tmp_path / "x", root=peta, datasets=["ilids"])

@@ -1,10 +1,11 @@
 """The results table every downstream run appends to, and the side-by-side view of it.
 
 `results.csv` holds one row per run and test set (setting, init, training and test
-datasets, Rank-1, mAP, mINP, the test's queries and gallery images, run folder, config); `results.md` is the same as a markdown
-table, rewritten with each row. `compare` lays initialisations side by side per setting,
-as the paper's tables are, each cell over the initialisation's seeds, and says from the
-paired intervals whether one initialisation beats another (`evaluation/intervals.py`).
+datasets, Rank-1, mAP, mINP, the test's queries and gallery images, run folder, config);
+`results.md` is the same as a markdown table, rewritten with each row. `compare` lays
+initialisations side by side per setting, as the paper's tables are, each cell over the
+initialisation's seeds, and says from the paired intervals whether one initialisation
+beats another (`evaluation/intervals.py`).
 A row whose config has `"seed": null` is one fixed model (`benchmark small --table` writes
 such rows for a published or ImageNet model): it has no seeds of its own, so a comparison
 pairs it with every seed of the other initialisation.
