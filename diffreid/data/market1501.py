@@ -11,6 +11,7 @@ Diff-Person and the procedural sets are written in this layout too.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -81,3 +82,18 @@ def read_dukemtmc(root: Path) -> ReidDataset:
 def read_diffperson(root: Path) -> ReidDataset:
     """Diff-Person (`diffreid filter`): Market-1501 names, a training set only."""
     return read_market_layout(root, "diffperson", "Diff-Person", "0001_c1s1_000000_00.jpg", required=("train",))
+
+
+def generated_from(root: Path) -> dict[int, tuple[str, int]]:
+    """{Diff-Person pid: (source dataset spec, source pid)} from ROOT/manifest.jsonl, the person each
+    generated identity was drawn from; empty for a folder without one (any other dataset)."""
+    manifest = Path(root) / "manifest.jsonl"
+    if not manifest.is_file():
+        return {}
+    found = {}
+    with open(manifest, encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                entry = json.loads(line)
+                found[int(entry["pid"])] = (entry["source"], int(entry["source_pid"]))
+    return found

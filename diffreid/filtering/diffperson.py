@@ -9,7 +9,6 @@ its identity's generated images.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from PIL import Image
@@ -18,21 +17,6 @@ from diffreid.artifacts import atomic_path
 
 TRAIN_DIR = "bounding_box_train"
 EMPTY_SPLITS = ("query", "bounding_box_test")  # Diff-Person is for training only
-
-
-def generated_from(root: Path) -> dict[int, tuple[str, int]]:
-    """{Diff-Person pid: (source dataset spec, source pid)} from ROOT/manifest.jsonl, the person each
-    generated identity was drawn from; empty for a folder without one (any other dataset)."""
-    manifest = Path(root) / "manifest.jsonl"
-    if not manifest.is_file():
-        return {}
-    found = {}
-    with open(manifest, encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                entry = json.loads(line)
-                found[int(entry["pid"])] = (entry["source"], int(entry["source_pid"]))
-    return found
 
 
 def file_name(pid: int, frame: int) -> str:

@@ -19,10 +19,10 @@ from torch.utils.data import Dataset
 from torchvision.transforms.v2 import functional as TF
 
 from diffreid.data import load_dataset
+from diffreid.data.market1501 import generated_from
 from diffreid.data.records import Record
 from diffreid.data.registry import parse_spec
 from diffreid.errors import DatasetError
-from diffreid.filtering.diffperson import generated_from
 
 log = logging.getLogger(__name__)
 
