@@ -22,7 +22,7 @@ for seed in 0 1 2; do
     if [ ! -f $R/generated/manifest.jsonl ]; then
       for d in runs/claims-x16/generated/images/*/; do
         p=$(basename $d); mkdir -p $R/generated/images/$p
-        for i in $(seq 0 $((n - 1))); do cp -n $d/${p}_000$i.png $R/generated/images/$p/; done
+        for i in $(seq 0 $((n - 1))); do cp -n $d/${p}_$(printf %04d $i).png $R/generated/images/$p/; done
       done
     fi
     echo "== x$n seed $seed $(date)"
