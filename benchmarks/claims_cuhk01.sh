@@ -1,6 +1,6 @@
 # The paper's claim on real CUHK01 (issue 22, docs/results.md): ImageNet MobileNetV2 against ImageNet then a
 # second pre-training on the real training images, on Diff-Person, or on both, over seeds.
-#   [SEEDS="0 1 2"] [SETTINGS="supervised few-shot small-scale"] [ARMS="dp real imagenet real+dp"]
+#   [SEEDS="0 1 2"] [SETTINGS="supervised few-shot small-scale", empty: zero-shot only] [ARMS="dp real imagenet real+dp"]
 #   [PER_IDENTITY=4] bash benchmarks/claims_cuhk01.sh GENERATOR OUT
 # GENERATOR: a base model trained with --iir reference on CUHK01 1-485 only; it draws PER_IDENTITY images of
 # every training person from that person's own training images (zero-shot, no fine-tuning), the CTF keeps
@@ -16,7 +16,7 @@ set -euo pipefail
 G=$1; R=$2; mkdir -p $R
 D=../shared/data; C=cuhk01-485:$D/cuhk01
 IMAGENET=imagenet:$D/models/mobilenet_v2_imagenet_features.safetensors
-SEEDS=${SEEDS:-"0 1 2"}; SETTINGS=${SETTINGS:-"supervised few-shot small-scale"}
+SEEDS=${SEEDS:-"0 1 2"}; SETTINGS=${SETTINGS-"supervised few-shot small-scale"}
 ARMS=${ARMS:-"dp real imagenet real+dp"}; PER_IDENTITY=${PER_IDENTITY:-4}
 RECIPE=(--preset bot-r18-cpu --set backbone=mobilenet_v2 --set "input_size=[64,32]" --set epochs=30
         --set "lr_steps=[21,27]")
