@@ -6,7 +6,7 @@
 # run cut short leaves paired seeds. SETTINGS as in claims_cuhk01.sh (empty: zero-shot only). Resumable:
 # rerun the same command.
 #   bash benchmarks/claims_per_identity.sh                      (about 4-4.5 hours on a 2-core CPU from nothing)
-#   COUNTS="4 1" SETTINGS= bash benchmarks/claims_per_identity.sh   (zero-shot x4 against x1, about 2.5 hours)
+#   COUNTS="4 1" SETTINGS= bash benchmarks/claims_per_identity.sh   (zero-shot x4 against x1, about 2 h 20 min)
 cd "$(dirname "$0")/.."
 set -uo pipefail
 COUNTS=${COUNTS:-"16 4 1"}; export SETTINGS=${SETTINGS-supervised}
@@ -17,7 +17,7 @@ if [ ! -f $G/manifest.json ]; then  # the documented image-level IIR recipe (sec
     --steps 2000 --batch-size 48 --seed 0 --set 'unet_channels=[96,192,256]' --set layers_per_block=1 \
     --set warmup_steps=200 --set sample_every=500 --set checkpoint_every=100 || exit 1
 fi
-read -r top _ <<< "$COUNTS"
+read -r top rest <<< "$COUNTS"
 for seed in 0 1 2; do
   for n in $COUNTS; do
     R=runs/claims-x$n
@@ -29,12 +29,11 @@ for seed in 0 1 2; do
     fi
     echo "== x$n seed $seed $(date)"
     SEEDS=$seed PER_IDENTITY=$n ARMS=dp bash benchmarks/claims_cuhk01.sh $G/model $R
-    [ -f runs/claims-x$n/generated/manifest.jsonl ] || exit 1
+    [ -f $R/generated/manifest.jsonl ] || exit 1
   done
 done
 prev=$top  # each count against the next smaller one, paired by seed
-for n in $COUNTS; do
-  [ $n = $top ] && continue
+for n in $rest; do
   diffreid compare runs/claims-x$prev/results runs/claims-x$n/results --baseline imagenet+dp@runs/claims-x$n/results
   prev=$n
 done
